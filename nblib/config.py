@@ -85,22 +85,32 @@ class Config:
         if self.patience < 0:
             problems.append(f"patience must be 0 (off) or positive, got {self.patience}")
         if self.lr_schedule not in ("constant", "cosine", "plateau"):
-            problems.append(f"lr_schedule must be constant, cosine or plateau, got {self.lr_schedule!r}")
+            problems.append(
+                f"lr_schedule must be constant, cosine or plateau, got {self.lr_schedule!r}"
+            )
         for name in ("mixed_precision", "xla"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 problems.append(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
         if self.strategy not in ("auto", "default", "mirrored", "multiworker"):
-            problems.append(f"strategy must be auto, default, mirrored or multiworker, got {self.strategy!r}")
+            problems.append(
+                f"strategy must be auto, default, mirrored or multiworker, got {self.strategy!r}"
+            )
         if self.cache not in ("memory", "disk", "none"):
             problems.append(f"cache must be memory, disk or none, got {self.cache!r}")
         if self.synthetic_count < 10:
             problems.append(f"synthetic_count must be at least 10, got {self.synthetic_count}")
         if not self.ae_stages or any(int(s) < 1 for s in self.ae_stages):
-            problems.append(f"ae_stages must be a non-empty list of positive epoch counts, got {self.ae_stages}")
+            problems.append(
+                f"ae_stages must be a non-empty list of positive epoch counts, got {self.ae_stages}"
+            )
         if self.baseline_weights not in ("imagenet", "none"):
-            problems.append(f"baseline_weights must be imagenet or none, got {self.baseline_weights!r}")
+            problems.append(
+                f"baseline_weights must be imagenet or none, got {self.baseline_weights!r}"
+            )
         if problems:
-            raise ValueError("Invalid configuration for " + self.notebook + ":\n  - " + "\n  - ".join(problems))
+            raise ValueError(
+                "Invalid configuration for " + self.notebook + ":\n  - " + "\n  - ".join(problems)
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -166,20 +176,37 @@ def make(notebook: str, profile: str = "cpu", **params: Any) -> Config:
     env_data = os.environ.get("BONEAGE_DATA_DIR")
     data_dir = values.get("data_dir") or env_data or DEFAULT_DATA_DIR
     values["data_dir"] = _resolve(data_dir)
-    out = values.get("output_dir") or os.environ.get("BONEAGE_OUTPUT_DIR") or (ROOT / "runs" / profile)
+    out = (
+        values.get("output_dir")
+        or os.environ.get("BONEAGE_OUTPUT_DIR")
+        or (ROOT / "runs" / profile)
+    )
     values["output_dir"] = _resolve(out)
     for k in _TUPLE_FIELDS & set(values):
         v = values[k]
         values[k] = tuple(v) if isinstance(v, list | tuple) else (v,)
-    for k, typ in (("image_size", int), ("epochs", int), ("batch_size", int), ("seed", int),
-                   ("max_samples", int), ("patience", int), ("synthetic_count", int),
-                   ("baseline_epochs", int), ("baseline_max_samples", int), ("warmup_epochs", int),
-                   ("width", float), ("learning_rate", float), ("baseline_width", float)):
+    for k, typ in (
+        ("image_size", int),
+        ("epochs", int),
+        ("batch_size", int),
+        ("seed", int),
+        ("max_samples", int),
+        ("patience", int),
+        ("synthetic_count", int),
+        ("baseline_epochs", int),
+        ("baseline_max_samples", int),
+        ("warmup_epochs", int),
+        ("width", float),
+        ("learning_rate", float),
+        ("baseline_width", float),
+    ):
         if k in values:
             try:
                 values[k] = typ(values[k])
             except (TypeError, ValueError):
-                raise ValueError(f"Parameter {k} of {notebook} must be a number, got {values[k]!r}") from None
+                raise ValueError(
+                    f"Parameter {k} of {notebook} must be a number, got {values[k]!r}"
+                ) from None
     return Config(**values)
 
 
@@ -204,7 +231,23 @@ def set_seed(seed: int) -> None:
 
 def describe(cfg: Config) -> str:
     """A short human-readable summary for a notebook's config cell."""
-    keys = ("profile", "data_dir", "output_dir", "image_size", "width", "epochs", "batch_size",
-            "learning_rate", "max_samples", "split", "seed")
-    return json.dumps({k: str(getattr(cfg, k)) if isinstance(getattr(cfg, k), Path) else getattr(cfg, k)
-                       for k in keys}, indent=1)
+    keys = (
+        "profile",
+        "data_dir",
+        "output_dir",
+        "image_size",
+        "width",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "max_samples",
+        "split",
+        "seed",
+    )
+    return json.dumps(
+        {
+            k: str(getattr(cfg, k)) if isinstance(getattr(cfg, k), Path) else getattr(cfg, k)
+            for k in keys
+        },
+        indent=1,
+    )

@@ -23,8 +23,18 @@ import pandas as pd
 
 from nblib.config import ROOT
 
-PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "opencv-python",
-            "scikit-learn", "matplotlib", "seaborn", "papermill")
+PACKAGES = (
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "numpy",
+    "pandas",
+    "opencv-python",
+    "scikit-learn",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+)
 
 
 @contextmanager
@@ -32,7 +42,9 @@ def atomic_path(path: Path | str, suffix: str | None = None):
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -107,10 +119,18 @@ def package_versions() -> dict[str, str]:
 
 def git_revision() -> str | None:
     try:
-        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if rev.returncode != 0:
@@ -119,13 +139,18 @@ def git_revision() -> str | None:
 
 
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count(),
-                            "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+    }
     try:
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
-        info["gpus"] = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
+        info["gpus"] = [
+            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+        ]
     except Exception:  # noqa: BLE001 - provenance must never fail a run
         info["gpus"] = []
     return info
@@ -133,8 +158,12 @@ def hardware() -> dict[str, Any]:
 
 def provenance() -> dict[str, Any]:
     """Package versions, git revision, hardware and time: stored in every ``metrics.json``."""
-    return {"versions": package_versions(), "git_revision": git_revision(), "hardware": hardware(),
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "hardware": hardware(),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def versions_report() -> str:
@@ -155,9 +184,16 @@ class Timer:
         return False
 
 
-def write_metrics(cfg, metrics: dict[str, Any], name: str = "metrics.json", **sections: Any) -> Path:
+def write_metrics(
+    cfg, metrics: dict[str, Any], name: str = "metrics.json", **sections: Any
+) -> Path:
     """Write ``<run_dir>/metrics.json`` holding the config, the metrics, extra sections and provenance."""
-    doc = {"notebook": cfg.notebook, "profile": cfg.profile, "params": cfg.to_dict(), "metrics": metrics}
+    doc = {
+        "notebook": cfg.notebook,
+        "profile": cfg.profile,
+        "params": cfg.to_dict(),
+        "metrics": metrics,
+    }
     doc.update(sections)
     doc["provenance"] = provenance()
     return write_json(cfg.run_dir / name, doc)

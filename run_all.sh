@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole notebook series headless with papermill; installs what it needs on first use.
+#   ./run_all.sh                          cpu profile on the embedded synthetic data -> runs/cpu/
+#   ./run_all.sh --profile sample         the real 1,000-image RSNA sample (../shared/data/rsna-sample)
+#   ./run_all.sh --profile paper --data /path/to/rsna    the papers' settings, for a GPU
+# Options: --profile smoke|cpu|sample|paper  --data DIR  --out DIR  --only NN|NN-MM  --force
+# An interrupted run resumes: finished notebooks are skipped, a notebook stopped mid-training
+# continues from its last checkpoint.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC1091
+source "$ROOT/scripts/bootstrap.sh"
+exec python -m nblib.runner "$@"
