@@ -1,0 +1,208 @@
+"""The notebook series: clean notebooks in git, the whole series through run_all.sh at the smoke
+profile (killed during notebook 04 and resumed), the report built from result files, and notebooks
+run the way JupyterLab runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nblib import config, reporting, results, runner
+
+ROOT = config.ROOT
+NOTEBOOKS = runner.notebooks()
+EXPECTED = [
+    "01_eda",
+    "02_preprocessing",
+    "03_resnet50",
+    "04_inception_v4",
+    "05_autoencoder_pretraining",
+    "06_ae_bonet",
+    "07_comparison",
+]
+
+
+def test_series_is_complete_and_numbered():
+    assert [p.stem for p in NOTEBOOKS] == EXPECTED
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_follows_the_skeleton(nb_path):
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.get("outputs"), f"{nb_path.name} cell {i} has outputs committed"
+            assert cell.get("execution_count") is None, (
+                f"{nb_path.name} cell {i} has an execution count"
+            )
+    params = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, f"{nb_path.name} needs exactly one cell tagged 'parameters'"
+    for name in ("profile", "seed", "data_dir", "output_dir"):
+        assert f"{name} =" in params[0].source, f"{nb_path.name}: parameter {name} missing"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "config.make(" in "".join(c.source for c in nb.cells), f"{nb_path.name} builds no config"
+    for c in nb.cells:
+        assert "import *" not in c.source and "\nclass " not in c.source
+
+
+def test_select_ranges():
+    nbs = runner.notebooks()
+    assert [p.stem[:2] for p in runner.select(nbs, "03-05")] == ["03", "04", "05"]
+    assert [p.stem[:2] for p in runner.select(nbs, "2,7")] == ["02", "07"]
+    assert [p.stem[:2] for p in runner.select(nbs, "06-")] == ["06", "07"]
+    with pytest.raises(SystemExit, match="no notebook matches"):
+        runner.select(nbs, "42")
+
+
+def _run_all(out: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole series at the smoke profile, killed while notebook 04 runs, then resumed."""
+    out = tmp_path_factory.mktemp("smoke_run")
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    log = out / "logs" / "04_inception_v4.log"
+    deadline = time.time() + 600
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        if log.is_file() and log.stat().st_size > 0:
+            time.sleep(3)  # let notebook 04 get into its work
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.5)
+    first_output = proc.communicate(timeout=60)[0]
+    assert killed, f"the series ended before notebook 04 started:\n{first_output[-3000:]}"
+    assert not (out / ".done" / "04_inception_v4.json").exists()
+    resumed = _run_all(out)
+    assert resumed.returncode == 0, (
+        f"resumed series failed:\n{resumed.stdout[-4000:]}\n{resumed.stderr[-4000:]}"
+    )
+    return out, first_output, resumed.stdout
+
+
+def test_interrupted_series_resumes_without_rerunning_finished_notebooks(smoke_run):
+    out, _, resumed = smoke_run
+    for stem in ("01_eda", "02_preprocessing", "03_resnet50"):
+        assert f"{stem}: already done, skipped" in resumed, resumed
+    for stem in ("04_inception_v4", "05_autoencoder_pretraining", "06_ae_bonet", "07_comparison"):
+        assert f"{stem}: done in" in resumed, resumed
+    for stem in EXPECTED:
+        assert (out / "notebooks" / f"{stem}.ipynb").is_file()
+        assert (out / ".done" / f"{stem}.json").is_file()
+
+
+def test_series_writes_results_and_report(smoke_run):
+    out, _, _ = smoke_run
+    for stem in EXPECTED[2:6]:
+        doc = results.read_json(out / stem / "metrics.json")
+        assert doc["profile"] == "smoke" and doc["provenance"]["versions"]
+    for stem in ("03_resnet50", "04_inception_v4"):
+        assert (out / stem / "predictions.csv").is_file() and (out / stem / "history.csv").is_file()
+    report = (out / "07_comparison" / "report.md").read_text()
+    for heading in ("Table I", "Table 2", "Table 5", "differ from the papers"):
+        assert heading in report
+    for png in ("all_training_curves", "pred_vs_true_all", "bland_altman_all", "error_by_group"):
+        assert (out / "07_comparison" / f"{png}.png").stat().st_size > 1000
+
+
+def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
+    out, _, _ = smoke_run
+    rep = reporting.build(out)
+    doc = results.read_json(out / "03_resnet50" / "metrics.json")
+    t1 = rep.tables["table1"]
+    row = t1[(t1["model"] == "ResNet-50 (GELU)") & (t1["metric"] == "RMSE (months)")].iloc[0]
+    assert row["ours"] == pytest.approx(doc["metrics"]["test"]["rmse"], rel=1e-3)
+    assert row["paper (reference)"] == 17.85
+    # Change a result file: the report changes with it.
+    copy = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    doc["metrics"]["test"]["rmse"] = 123.456
+    results.write_json(copy / "03_resnet50" / "metrics.json", doc)
+    m6 = results.read_json(copy / "06_ae_bonet" / "metrics.json")
+    m6["metrics"]["models"]["ae_bonet"]["test"]["mae"] = 77.7777
+    results.write_json(copy / "06_ae_bonet" / "metrics.json", m6)
+    text = reporting.write(reporting.build(copy), copy / "07_comparison").read_text()
+    assert "123.456" in text and "77.78" in text
+    assert str(round(doc["metrics"]["test"]["mae"], 4)) in text
+
+
+def test_report_names_missing_results(tmp_path):
+    rep = reporting.build(tmp_path)
+    assert any("03_resnet50/metrics.json" in m for m in rep.missing)
+    text = reporting.write(rep, tmp_path / "07").read_text()
+    assert "Missing results" in text
+
+
+def test_failing_notebook_stops_the_series_and_is_named(tmp_path):
+    res = _run_all(tmp_path / "out", "--only", "03", "--data", str(tmp_path / "nope"), timeout=120)
+    assert res.returncode != 0
+    assert "no such folder" in res.stderr
+
+
+def _execute_like_jupyterlab(name: str, env: dict, timeout: int = 600) -> None:
+    """Run a notebook as JupyterLab does: kernel started in notebooks/, no injected parameters."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(ROOT / "notebooks")}},
+        ).execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["01_eda.ipynb", "02_preprocessing.ipynb"])
+def test_notebook_runs_as_in_jupyterlab(name, tmp_path):
+    # Output goes to a temporary folder through the environment, not through parameters.
+    _execute_like_jupyterlab(name, {"BONEAGE_OUTPUT_DIR": str(tmp_path)})
+    assert (tmp_path / Path(name).stem / "config.json").is_file()
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_eda_and_preprocessing_on_the_real_sample(tmp_path, shared_dir):
+    sample = shared_dir / "data" / "rsna-sample"
+    res = _run_all(tmp_path, "--only", "01-02", "--data", str(sample), timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    cfg = json.loads((tmp_path / "01_eda" / "config.json").read_text())
+    assert Path(cfg["data_dir"]) == sample.resolve()
+    assert (tmp_path / "splits" / "official.csv").is_file()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))
