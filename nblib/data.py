@@ -1,0 +1,380 @@
+"""Label tables and images: RSNA's three dialects read into one validated table, splits, subsets.
+
+The table every later step uses has the columns ``[id, path, boneage, male, split]``: ``id`` as a
+string, ``path`` absolute, ``boneage`` in months (float), ``male`` bool, ``split`` one of
+``train``, ``validation``, ``test``.
+
+Every row and image is checked before training. Problems are collected, not raised one by one: a
+single :class:`DataError` lists every bad row or file and what is wrong with it. With
+``drop_bad=True`` the bad rows are removed instead and returned in ``df.attrs["dropped"]`` so that
+nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nblib import config, results
+
+COLUMNS = ["id", "path", "boneage", "male", "split"]
+SPLITS = ("train", "validation", "test")
+MAX_AGE_MONTHS = 300.0  # RSNA ages run 1-228 months; anything above 25 years is not a child
+MAX_PIXELS = 50_000_000  # 50 megapixels: far above RSNA's largest (~2,500 x 3,000)
+MAX_SIDE = 10_000
+
+# The three dialects RSNA published: (id column, age column, sex column, sex kind).
+DIALECTS = {
+    "kaggle training": ("id", "boneage", "male", "bool"),
+    "official validation": ("Image ID", "Bone Age (months)", "male", "bool"),
+    "official test": ("Case ID", "Ground truth bone age (months)", "Sex", "MF"),
+}
+# Table file names of the Kaggle layout and the split each holds.
+TABLES = {
+    "boneage-training-dataset": "train",
+    "boneage-validation-dataset": "validation",
+    "boneage-test-dataset": "test",
+}
+PAPER2_COUNTS = (10088, 2323, 200)  # paper 2's random split of the 12,611 training images
+RSNA_TRAIN_SIZE = 12611
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class DataError(ValueError):
+    """Bad label rows or image files; ``problems`` is a DataFrame [id, path, reason]."""
+
+    def __init__(self, source: str, problems: pd.DataFrame):
+        self.problems = problems
+        lines = [
+            f"  - id {r.id}: {r.reason}" + (f" ({r.path})" if r.path else "")
+            for r in problems.itertuples(index=False)
+        ]
+        shown = lines[:50] + ([f"  ... and {len(lines) - 50} more"] if len(lines) > 50 else [])
+        super().__init__(
+            f"{len(problems)} bad row(s) in {source}:\n"
+            + "\n".join(shown)
+            + "\nFix or remove them, or pass drop_bad=True to drop them (they are then "
+            "listed in the run's dropped_rows.csv)."
+        )
+
+
+def detect_dialect(columns: list[str], source: str) -> str:
+    """Name the RSNA dialect of a table from its header, or raise naming the accepted ones."""
+    cols = [str(c).strip() for c in columns]
+    for name, (id_col, age_col, sex_col, _) in DIALECTS.items():
+        if {id_col, age_col, sex_col} <= set(cols):
+            return name
+    accepted = "; ".join(f"{n}: {', '.join(d[:3])}" for n, d in DIALECTS.items())
+    raise ValueError(f"{source}: unrecognised header {cols}. Accepted RSNA dialects: {accepted}")
+
+
+def _parse_sex(value, kind: str) -> bool | None:
+    s = str(value).strip().lower()
+    if kind == "MF":
+        return {"m": True, "male": True, "f": False, "female": False}.get(s)
+    return {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}.get(s)
+
+
+def find_image_dir(table: Path) -> Path:
+    """The image folder of a table in the Kaggle layout (flat or nested), or the table's folder."""
+    stem = table.with_suffix("")
+    for cand in (stem / stem.name, stem):
+        if cand.is_dir() and any(cand.glob("*.png")):
+            return cand
+    return table.parent
+
+
+def load_labels(
+    csv_path: Path | str, image_dir: Path | str | None = None, split: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read one label table in any RSNA dialect.
+
+    Returns ``(table, problems)``: the table ``[id, path, boneage, male, split]`` of the rows
+    whose labels parse (image files are not checked here), and ``problems`` ``[id, path, reason]``
+    for every row that does not.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"Label table {csv_path} does not exist")
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{csv_path}: the label table is empty (no header, no rows)") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    dialect = detect_dialect(list(raw.columns), str(csv_path))
+    if raw.empty:
+        raise ValueError(f"{csv_path}: the label table has a header but no rows")
+    id_col, age_col, sex_col, kind = DIALECTS[dialect]
+    image_dir = Path(image_dir) if image_dir else find_image_dir(csv_path)
+    if split is None:
+        split = TABLES.get(csv_path.stem, "train")
+    rows, problems = [], []
+    ids = raw[id_col].str.strip()
+    dup = ids.duplicated(keep=False) & (ids != "")
+    for i, (rid, age_s, sex_s) in enumerate(zip(ids, raw[age_col], raw[sex_col], strict=True)):
+        line = i + 2  # header is line 1
+        path = str((image_dir / f"{rid}.png").resolve()) if rid else ""
+        reasons = []
+        if not rid:
+            reasons.append(f"line {line}: empty id")
+        elif dup.iloc[i]:
+            reasons.append(f"line {line}: duplicate id {rid}")
+        try:
+            age = float(str(age_s).strip())
+            if np.isnan(age):
+                reasons.append(f"line {line}: age is missing (NaN)")
+            elif age < 0:
+                reasons.append(f"line {line}: negative age {age:g} months")
+            elif age > MAX_AGE_MONTHS:
+                reasons.append(f"line {line}: absurd age {age:g} months (> {MAX_AGE_MONTHS:g})")
+        except ValueError:
+            age = float("nan")
+            reasons.append(
+                f"line {line}: age {age_s!r} is not a number"
+                if str(age_s).strip()
+                else f"line {line}: age is missing"
+            )
+        male = _parse_sex(sex_s, kind)
+        if male is None:
+            expected = "M or F" if kind == "MF" else "True or False"
+            reasons.append(f"line {line}: unknown sex value {sex_s!r} (expected {expected})")
+        if reasons:
+            problems.append(
+                {"id": rid or f"<line {line}>", "path": path, "reason": "; ".join(reasons)}
+            )
+        else:
+            rows.append({"id": rid, "path": path, "boneage": age, "male": male, "split": split})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["boneage"] = table["boneage"].astype(float)
+    table["male"] = table["male"].astype(bool)
+    return table, pd.DataFrame(problems, columns=["id", "path", "reason"])
+
+
+def png_problem(path: Path | str) -> str | None:
+    """Why an image file cannot be used, or None. Reads the header and the last bytes only.
+
+    Checks: exists, not empty, PNG signature, IHDR (size, bit depth, colour type), size limits,
+    and that the file ends with the IEND chunk (a truncated download does not). 8- and 16-bit
+    gray, RGB, RGBA and gray+alpha are accepted (converted to 8-bit gray when decoded).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "image file is missing"
+    size = path.stat().st_size
+    if size == 0:
+        return "image file is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(33)
+        if not head.startswith(PNG_SIGNATURE):
+            return "not a PNG image (bad signature)"
+        if len(head) < 33 or head[12:16] != b"IHDR":
+            return "truncated PNG (no complete IHDR header)"
+        w, h, depth, ctype = struct.unpack(">IIBB", head[16:26])
+        if zlib.crc32(head[12:29]) & 0xFFFFFFFF != struct.unpack(">I", head[29:33])[0]:
+            return "corrupt PNG header (checksum mismatch)"
+        f.seek(max(0, size - 12))
+        tail = f.read(12)
+    if w == 0 or h == 0:
+        return f"PNG has zero size ({w}x{h})"
+    if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
+        return f"image too large ({w}x{h}; limit {MAX_SIDE} px a side and {MAX_PIXELS // 1_000_000} megapixels)"
+    if ctype not in (0, 2, 4, 6) or depth not in (8, 16):
+        return f"unsupported PNG format (colour type {ctype}, bit depth {depth}); use 8/16-bit gray or RGB(A)"
+    if tail[4:8] != b"IEND":
+        return "truncated PNG (file ends before the IEND chunk)"
+    return None
+
+
+def check_images(df: pd.DataFrame) -> pd.DataFrame:
+    """Problems ``[id, path, reason]`` of every image in ``df`` (fast: headers and tails only)."""
+    out = []
+    for rid, path in zip(df["id"], df["path"], strict=True):
+        reason = png_problem(path)
+        if reason:
+            out.append({"id": rid, "path": path, "reason": reason})
+    return pd.DataFrame(out, columns=["id", "path", "reason"])
+
+
+def find_tables(data_dir: Path) -> list[Path]:
+    """Label tables of a dataset folder: the Kaggle names, else the single CSV in it."""
+    found = [data_dir / f"{stem}.csv" for stem in TABLES if (data_dir / f"{stem}.csv").is_file()]
+    if found:
+        return found
+    csvs = sorted(p for p in data_dir.glob("*.csv"))
+    if len(csvs) == 1:
+        return csvs
+    if not csvs:
+        raise FileNotFoundError(
+            f"{data_dir}: no label table found (expected boneage-training-dataset.csv "
+            "or one CSV in an RSNA dialect); see data/README.md"
+        )
+    raise ValueError(
+        f"{data_dir}: several CSV files and none with a Kaggle RSNA name: "
+        f"{', '.join(p.name for p in csvs)}; keep one, or name them as in data/README.md"
+    )
+
+
+def load_dataset(data_dir: Path | str, drop_bad: bool = False, check: bool = True) -> pd.DataFrame:
+    """Read every label table of ``data_dir`` and check every image.
+
+    Raises one :class:`DataError` listing every bad row and file; with ``drop_bad=True`` returns
+    the good rows, the bad ones in ``df.attrs["dropped"]`` (records: id, path, reason).
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"Data folder {data_dir} does not exist; see data/README.md")
+    tables, problems = [], []
+    for csv in find_tables(data_dir):
+        t, p = load_labels(csv)
+        tables.append(t)
+        problems.append(p.assign(reason=p["reason"].radd(f"{csv.name} ")))
+    df = pd.concat(tables, ignore_index=True)
+    cross_dup = df["id"].duplicated(keep=False)
+    if cross_dup.any():
+        d = df[cross_dup]
+        problems.append(
+            pd.DataFrame(
+                {
+                    "id": d["id"],
+                    "path": d["path"],
+                    "reason": "id appears in more than one label table (" + d["split"] + ")",
+                }
+            )
+        )
+        df = df[~cross_dup]
+    if check:
+        img = check_images(df)
+        if not img.empty:
+            problems.append(img)
+            df = df[~df["id"].isin(img["id"])]
+    bad = (
+        pd.concat([p for p in problems if not p.empty], ignore_index=True)
+        if any(not p.empty for p in problems)
+        else pd.DataFrame(columns=["id", "path", "reason"])
+    )
+    if not bad.empty and not drop_bad:
+        raise DataError(str(data_dir), bad)
+    if df.empty:
+        raise ValueError(
+            f"{data_dir}: no usable rows left" + (f" ({len(bad)} dropped)" if len(bad) else "")
+        )
+    df = df.reset_index(drop=True)
+    df.attrs["dropped"] = bad.to_dict("records")  # records, not a DataFrame: pandas compares attrs
+    return df
+
+
+# --- splits -----------------------------------------------------------------------------------
+
+
+def split_counts(n: int, protocol: str) -> tuple[int, int, int]:
+    """Train/validation/test counts of a seeded random split of ``n`` training images.
+
+    ``random`` (paper 2): 10,088/2,323/200 of 12,611, proportional on other sizes. ``official``
+    with only a training table: the official validation/test share of RSNA (1,425 and 200 of
+    14,236). Either way the test set gets a floor of min(200, 15% of n) images so that a small
+    set still has a test set worth measuring on.
+    """
+    if protocol == "random":
+        fv, ft = PAPER2_COUNTS[1] / RSNA_TRAIN_SIZE, PAPER2_COUNTS[2] / RSNA_TRAIN_SIZE
+    elif protocol == "official":
+        fv, ft = 1425 / 14236, 200 / 14236
+    else:
+        raise ValueError(f"Unknown split protocol {protocol!r}; use 'official' or 'random'")
+    n_test = max(round(n * ft), min(200, round(0.15 * n)))
+    n_val = max(1, round(n * fv))
+    if n < 3 or n_test + n_val >= n:
+        raise ValueError(f"{n} images are too few to split into train/validation/test")
+    return n - n_val - n_test, n_val, n_test
+
+
+def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
+    """Give every row a ``split`` under ``protocol`` (see :func:`split_counts`)."""
+    df = df.copy()
+    if protocol == "official" and {"validation", "test"} <= set(df["split"]):
+        return df
+    pool = df.index if protocol == "random" else df.index[df["split"] == "train"]
+    if protocol == "random":
+        pool = df.index[df["split"] == "train"] if (df["split"] == "train").any() else df.index
+        df = df.loc[pool].copy()  # paper 2 splits the 12,611 training images only
+        pool = df.index
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.asarray(pool))
+    n_train, n_val, _ = split_counts(len(order), protocol)
+    df.loc[order[:n_train], "split"] = "train"
+    df.loc[order[n_train : n_train + n_val], "split"] = "validation"
+    df.loc[order[n_train + n_val :], "split"] = "test"
+    return df
+
+
+def split_file(cfg) -> Path:
+    return Path(cfg.output_dir) / "splits" / f"{cfg.split}.csv"
+
+
+def apply_saved_split(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Apply a saved ``id,split`` list; raise if it does not describe this data set."""
+    saved = pd.read_csv(path, dtype={"id": str, "split": str})
+    have, want = set(df["id"]), set(saved["id"])
+    if not want <= have or saved["split"].isin(SPLITS).sum() != len(saved):
+        missing = sorted(want - have)[:5]
+        raise ValueError(
+            f"Split list {path} does not match the data set: ids {missing} are not in it. "
+            "It was made for other data; delete it (or use another output_dir) to make a new one."
+        )
+    m = dict(zip(saved["id"], saved["split"], strict=True))
+    df = df[df["id"].isin(want)].copy()
+    df["split"] = df["id"].map(m)
+    return df
+
+
+def subset(df: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
+    """At most ``max_samples`` rows (0 = all), drawn per split in proportion, seeded."""
+    if not max_samples or max_samples >= len(df):
+        return df
+    parts = []
+    for _, g in df.groupby("split", sort=False):
+        k = max(1, round(max_samples * len(g) / len(df)))
+        parts.append(g.sample(n=min(k, len(g)), random_state=seed))
+    return pd.concat(parts).sort_index()
+
+
+def resolve_data_dir(cfg) -> Path:
+    """The dataset folder of ``cfg``; the synthetic default is generated on first use."""
+    if cfg.is_synthetic_default:
+        from nblib import synthetic
+
+        n = cfg.synthetic_count
+        folder = config.DEFAULT_DATA_DIR / f"phantom-n{n}-seed{cfg.seed}"
+        if not (folder / "phantom.json").is_file():
+            k = max(10, n // 6)
+            synthetic.generate(folder, n, k, k, seed=cfg.seed)
+        return folder
+    path = Path(cfg.data_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"data_dir {path} does not exist; see data/README.md for the layouts accepted"
+        )
+    return path
+
+
+def load_for(cfg) -> pd.DataFrame:
+    """The table a training notebook uses: loaded, checked, split (saved list), subset."""
+    data_dir = resolve_data_dir(cfg)
+    df = load_dataset(data_dir, drop_bad=cfg.drop_bad)
+    dropped = df.attrs.pop("dropped", [])
+    if dropped:
+        results.write_csv(cfg.run_dir / "dropped_rows.csv", pd.DataFrame(dropped))
+        print(f"Dropped {len(dropped)} bad row(s); listed in {cfg.run_dir / 'dropped_rows.csv'}")
+    path = split_file(cfg)
+    if path.is_file():
+        df = apply_saved_split(df, path)
+    else:
+        df = assign_split(df, cfg.split, cfg.seed)
+        results.write_csv(path, df[["id", "split"]])
+    df = subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
+    df.attrs["dropped"] = dropped
+    df.attrs["data_dir"] = str(data_dir)
+    return df
