@@ -43,7 +43,7 @@ def atomic_path(path: Path | str, suffix: str | None = None):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent
+        prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes), dir=path.parent
     )
     os.close(fd)
     try:

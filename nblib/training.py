@@ -1,0 +1,221 @@
+"""Compile and train with checkpoints that survive a kill.
+
+``fit`` trains up to a *total* number of epochs. After every epoch it writes, atomically, the
+history row (``history.csv``), the weights and the optimizer's state, and the best weights so
+far. Started again (the notebook re-run after a crash, or ``run_all.sh`` after an interruption)
+it continues from the last finished epoch with the same optimizer state, so an interrupted run
+ends where an uninterrupted one ends. Calling it again with a larger total continues training:
+staged autoencoder pretraining relies on this.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from nblib import metrics as nb_metrics
+from nblib import results
+
+
+def gpu_present() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _switch(value: str) -> bool:
+    return value == "on" or (value == "auto" and gpu_present())
+
+
+def setup(cfg):
+    """Apply the precision switch and return the distribution strategy for ``cfg``.
+
+    ``strategy``: ``auto`` = MultiWorkerMirroredStrategy when ``TF_CONFIG`` is set,
+    MirroredStrategy when more than one GPU (or logical CPU device) is visible, the default
+    strategy otherwise; ``default``, ``mirrored`` and ``multiworker`` force one.
+    """
+    import tensorflow as tf
+
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if _switch(cfg.mixed_precision) else "float32"
+    )
+    kind = cfg.strategy
+    if kind == "auto":
+        if os.environ.get("TF_CONFIG"):
+            kind = "multiworker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            kind = "mirrored"
+        else:
+            kind = "default"
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def compile_model(
+    model: keras.Model, cfg, loss: str = "msle", metrics: list | None = None
+) -> keras.Model:
+    """Adam at ``cfg.learning_rate``, ``loss`` (paper 1: MSLE; paper 2: MSE), per-epoch metrics."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+        loss=loss,
+        metrics=nb_metrics.keras_regression_metrics() if metrics is None else metrics,
+        jit_compile=_switch(cfg.xla),
+    )
+    return model
+
+
+def lr_at(cfg, epoch: int, total: int) -> float:
+    """Learning rate of 0-based ``epoch``: linear warmup, then constant or cosine to 5% of the base."""
+    base = cfg.learning_rate
+    if cfg.warmup_epochs and epoch < cfg.warmup_epochs:
+        return base * (epoch + 1) / (cfg.warmup_epochs + 1)
+    if cfg.lr_schedule == "cosine":
+        span = max(1, total - cfg.warmup_epochs)
+        t = min(1.0, (epoch - cfg.warmup_epochs) / span)
+        return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+    return base
+
+
+class _Checkpointer(keras.callbacks.Callback):
+    """Per-epoch history row, weights, optimizer state, best weights and early-stopping state."""
+
+    def __init__(
+        self, ckpt: Path, history_path: Path, rows: list, state: dict, cfg, total: int, monitor: str
+    ):
+        super().__init__()
+        self.ckpt, self.history_path, self.rows, self.state = ckpt, history_path, rows, state
+        self.cfg, self.total, self.monitor = cfg, total, monitor
+        self.mode_min = "acc" not in monitor and "r2" not in monitor
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.cfg.lr_schedule != "plateau":
+            self.model.optimizer.learning_rate.assign(lr_at(self.cfg, epoch, self.total))
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["seconds"] = time.perf_counter() - self.t0
+        self.rows.append(row)
+        value = logs.get(self.monitor, logs.get("loss"))
+        better = (
+            value is not None
+            and not np.isnan(value)
+            and (
+                self.state["best"] is None
+                or (value < self.state["best"] if self.mode_min else value > self.state["best"])
+            )
+        )
+        if better:
+            self.state.update(best=float(value), best_epoch=epoch + 1, wait=0)
+            with results.atomic_path(self.ckpt / "best.weights.h5") as tmp:
+                self.model.save_weights(tmp)
+        else:
+            self.state["wait"] += 1
+        if self.cfg.lr_schedule == "plateau" and self.state["wait"] and self.state["wait"] % 3 == 0:
+            lr = self.model.optimizer.learning_rate
+            lr.assign(
+                max(float(keras.ops.convert_to_numpy(lr)) * 0.5, self.cfg.learning_rate * 0.01)
+            )
+        if self.cfg.patience and self.state["wait"] >= self.cfg.patience:
+            self.model.stop_training = True
+            self.state["stopped_early"] = True
+        self.state["epoch"] = epoch + 1
+        _save_checkpoint(self.model, self.ckpt, self.state)
+        results.write_csv(self.history_path, pd.DataFrame(self.rows))
+
+
+def _save_checkpoint(model: keras.Model, ckpt: Path, state: dict) -> None:
+    with results.atomic_path(ckpt / "last.weights.h5") as tmp:
+        model.save_weights(tmp)
+    opt = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+    with results.atomic_path(ckpt / "optimizer.npz") as tmp:
+        np.savez(tmp, **opt)
+    results.write_json(ckpt / "state.json", state)  # written last: it vouches for the two above
+
+
+def _restore_checkpoint(model: keras.Model, ckpt: Path) -> None:
+    model.load_weights(ckpt / "last.weights.h5")
+    model.optimizer.build(model.trainable_variables)
+    saved = np.load(ckpt / "optimizer.npz")
+    variables = model.optimizer.variables
+    if len(saved.files) != len(variables):
+        raise RuntimeError(
+            f"Checkpoint {ckpt} does not match this model's optimizer; delete the folder "
+            "to start this training again"
+        )
+    for i, v in enumerate(variables):
+        v.assign(saved[f"v{i}"])
+
+
+def fit(
+    model: keras.Model,
+    train_ds,
+    val_ds,
+    cfg,
+    run_dir: Path | str | None = None,
+    epochs: int | None = None,
+    monitor: str = "val_loss",
+    restore_best: bool = True,
+    tag: str | None = None,
+    verbose: int = 2,
+) -> pd.DataFrame:
+    """Train ``model`` (compiled) to ``epochs`` total epochs (default ``cfg.epochs``), resumably.
+
+    Writes ``history[_tag].csv`` in ``run_dir`` (default ``cfg.run_dir``) and checkpoints in
+    ``run_dir/checkpoints/<tag or main>/``. Early stopping when ``cfg.patience > 0``; the best
+    weights by ``monitor`` are restored at the end when ``restore_best``. Returns the history:
+    one row per epoch (1-based ``epoch``, Keras' metric names, ``lr``, ``seconds``).
+    """
+    run_dir = Path(run_dir) if run_dir else cfg.run_dir
+    total = int(epochs or cfg.epochs)
+    suffix = f"_{tag}" if tag else ""
+    ckpt = run_dir / "checkpoints" / (tag or "main")
+    history_path = run_dir / f"history{suffix}.csv"
+    state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "stopped_early": False}
+    rows: list[dict] = []
+    if (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        _restore_checkpoint(model, ckpt)
+        if history_path.is_file():  # keep only rows the checkpoint vouches for
+            rows = pd.read_csv(history_path).query("epoch <= @state['epoch']").to_dict("records")
+        if state["epoch"]:
+            print(f"Resuming from the checkpoint of epoch {state['epoch']} in {ckpt}")
+    start = state["epoch"]
+    if start < total and not state.get("stopped_early"):
+        cb = _Checkpointer(
+            ckpt, history_path, rows, state, cfg, total, monitor if val_ds is not None else "loss"
+        )
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            initial_epoch=start,
+            epochs=total,
+            callbacks=[cb],
+            shuffle=False,  # the pipeline shuffles
+            verbose=verbose,
+        )
+    if restore_best and (ckpt / "best.weights.h5").is_file():
+        model.load_weights(ckpt / "best.weights.h5")
+    history = pd.DataFrame(rows)
+    history.attrs["best_epoch"] = state.get("best_epoch")
+    history.attrs["stopped_early"] = state.get("stopped_early", False)
+    return history
+
+
+def train_seconds(history: pd.DataFrame) -> float:
+    """Training time summed over epochs (resumed runs included)."""
+    return float(history["seconds"].sum()) if "seconds" in history else float("nan")
