@@ -167,15 +167,15 @@ def make_dataset(
     flip_seed = tf.random.Generator.from_seed(seed) if training else None
 
     def prep(x, y):
-        x = tf.cast(x, tf.float32)[..., None] / 255.0
-        if channels == 3:
-            x = tf.tile(x, [1, 1, 1, 3])
-        if training:
+        if training:  # flip the uint8 batch: a quarter of the bytes of the float image
             b = tf.shape(x)[0]
-            lr = flip_seed.uniform([b, 1, 1, 1]) < 0.5
-            ud = flip_seed.uniform([b, 1, 1, 1]) < 0.5
+            lr = flip_seed.uniform([b, 1, 1]) < 0.5
+            ud = flip_seed.uniform([b, 1, 1]) < 0.5
             x = tf.where(lr, tf.reverse(x, axis=[2]), x)
             x = tf.where(ud, tf.reverse(x, axis=[1]), x)
+        x = tf.cast(x, tf.float32)[..., None] * (1.0 / 255.0)
+        if channels == 3:
+            x = tf.tile(x, [1, 1, 1, 3])
         if target == "image":
             return x, x
         if target is None:

@@ -193,7 +193,7 @@ def fit(
         if history_path.is_file():  # keep only rows the checkpoint vouches for
             rows = pd.read_csv(history_path).query("epoch <= @state['epoch']").to_dict("records")
         if state["epoch"]:
-            print(f"Resuming from the checkpoint of epoch {state['epoch']} in {ckpt}")
+            print(f"Continuing from the checkpoint of epoch {state['epoch']} in {ckpt}")
     start = state["epoch"]
     if start < total and not state.get("stopped_early"):
         cb = _Checkpointer(

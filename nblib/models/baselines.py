@@ -1,0 +1,66 @@
+"""Paper 2's Table 5 baselines: keras.applications backbones under the AE-BoNet head.
+
+``weights="imagenet"`` downloads the ImageNet weights the way Keras does (cached in ~/.keras);
+without network access that fails with a clear message, and ``weights=None`` trains from scratch.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from nblib.models.bonet import head
+
+BACKBONES = {
+    "xception": ("Xception", keras.applications.Xception, 71),
+    "vgg16": ("VGG16", keras.applications.VGG16, 32),
+    "inception_v3": ("InceptionV3", keras.applications.InceptionV3, 75),
+    "mobilenet": ("MobileNet", keras.applications.MobileNet, 32),
+}
+MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+
+
+def build(
+    name: str,
+    image_size: int,
+    weights: str | None = "imagenet",
+    width: float = 1.0,
+    output_bias: float = 0.0,
+) -> keras.Model:
+    """``name`` in xception, vgg16, inception_v3, mobilenet; 3-channel input in [0, 1].
+
+    ``width`` is MobileNet's alpha (the other backbones have no width). Inputs are scaled to each
+    backbone's expected range inside the model, so all take the same pipeline.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown baseline {name!r}; choose from {', '.join(BACKBONES)}")
+    label, app, min_size = BACKBONES[name]
+    if image_size < min_size:
+        raise ValueError(f"{label} needs images of at least {min_size} px, got {image_size}")
+    weights = None if weights in (None, "none") else weights
+    kwargs = {}
+    if name == "mobilenet":
+        if weights and width not in MOBILENET_ALPHAS:
+            raise ValueError(
+                f"ImageNet MobileNet weights exist for alpha {MOBILENET_ALPHAS}, got {width}"
+            )
+        kwargs["alpha"] = width
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    scaled = (
+        keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)
+        if name != "vgg16"
+        else (keras.layers.Rescaling(255.0, name="to_0_255")(inputs))
+    )
+    try:
+        backbone = app(
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **kwargs
+        )
+    except Exception as exc:  # noqa: BLE001 - any download failure gets the same plain advice
+        if weights:
+            raise RuntimeError(
+                f"Could not get the ImageNet weights of {label} ({type(exc).__name__}: {exc}). Keras downloads "
+                "them on first use; offline, set baseline_weights: none to train from scratch."
+            ) from None
+        raise
+    return keras.Model(
+        inputs, head(backbone(scaled), output_bias=output_bias), name=f"{name}_{image_size}"
+    )
