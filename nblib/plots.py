@@ -125,3 +125,13 @@ def image_grid(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def histograms(images, titles) -> plt.Figure:
+    """Pixel-value histograms of images side by side."""
+    fig, axes = plt.subplots(1, len(images), figsize=(4.5 * len(images), 3), squeeze=False)
+    for ax, img, title in zip(axes.flat, images, titles, strict=True):
+        ax.hist(np.asarray(img).ravel(), bins=64, color="gray")
+        ax.set(title=title, xlabel="pixel value", ylabel="pixels")
+    fig.tight_layout()
+    return fig

@@ -367,8 +367,7 @@ def differences(report: Report) -> list[str]:
     notes = []
     t1 = report.tables.get("table1_protocol")
     if t1 is not None:
-        for row in t1.itertuples(index=False):
-            d = row._asdict()
+        for d in t1.to_dict("records"):
             notes.append(
                 f"{d['model']}: trained on '{d['data']}' ({d['n train/val/test']} images) at "
                 f"{d['image size']} px, width {d['width']}, for {d['epochs run']} epochs on "
