@@ -330,6 +330,8 @@ def generate(
             ("boneage-validation-dataset", n_val),
             ("boneage-test-dataset", n_test),
         ):
+            if n == 0:  # a table with no rows would not be a valid RSNA table
+                continue
             ages, male = sample_labels(n, rng)
             if stem == "boneage-test-dataset":  # continuous ground truth, as RSNA's test set
                 ages = np.clip(ages + rng.uniform(-0.5, 0.5, n), AGE_MIN, AGE_MAX).round(2)
