@@ -148,8 +148,8 @@ def _save_checkpoint(model: keras.Model, ckpt: Path, state: dict) -> None:
 
 
 def _restore_checkpoint(model: keras.Model, ckpt: Path) -> None:
-    model.load_weights(ckpt / "last.weights.h5")
     model.optimizer.build(model.trainable_variables)
+    model.load_weights(ckpt / "last.weights.h5")
     saved = np.load(ckpt / "optimizer.npz")
     variables = model.optimizer.variables
     if len(saved.files) != len(variables):
