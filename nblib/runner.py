@@ -156,7 +156,16 @@ def run(
         print(f"[run_all] {nb.stem}: done in {seconds:.0f} s", flush=True)
     results.write_json(
         out_dir / "run_all_timings.json",
-        {"profile": profile, "notebooks": timings, "seconds": time.perf_counter() - total},
+        {
+            "profile": profile,
+            "this_run": timings,
+            "seconds": time.perf_counter() - total,
+            # every finished notebook's own time, including those finished by an earlier run
+            "notebooks": {
+                p.stem: round(json.loads(p.read_text())["seconds"], 1)
+                for p in sorted((out_dir / ".done").glob("*.json"))
+            },
+        },
     )
     print(
         f"[run_all] finished in {time.perf_counter() - total:.0f} s; results under {out_dir}",

@@ -110,7 +110,9 @@ def test_killed_training_resumes_to_the_same_end(tmp_path, monkeypatch):
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
     train, _ = _problem(0)
-    _, val = _problem(1)  # another mapping: validation loss turns up as the model fits the training set
+    _, val = _problem(
+        1
+    )  # another mapping: validation loss turns up as the model fits the training set
     cfg = _cfg(tmp_path, epochs=60, learning_rate=0.05, patience=3)
     m = _model()
     training.compile_model(m, cfg, loss="mse")
