@@ -90,7 +90,7 @@ def run(
     selected = select(notebooks(), only)
     kernel = _kernel_name()
     print(
-        f"[run_all] profile={profile} out={out_dir} data={params.get('data_dir', 'embedded synthetic')} "
+        f"[run_all] profile={profile} out={out_dir} data={params.get('data_dir', "the profile's")} "
         f"notebooks={' '.join(p.name[:2] for p in selected)}",
         flush=True,
     )

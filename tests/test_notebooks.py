@@ -157,10 +157,22 @@ def test_report_names_missing_results(tmp_path):
     assert "Missing results" in text
 
 
-def test_failing_notebook_stops_the_series_and_is_named(tmp_path):
+def test_failing_notebook_stops_the_series_and_is_named(tmp_path, tiny_dataset):
+    # 06 without 05's encoder: the notebook fails, the series stops and says where to look.
+    out = tmp_path / "out"
+    res = _run_all(out, "--only", "06-07", "--data", str(tiny_dataset), timeout=300)
+    assert res.returncode == 1
+    assert "06_ae_bonet: FAILED" in res.stderr and "encoder.weights.h5" in res.stderr
+    assert "05_autoencoder_pretraining" in res.stderr
+    assert (out / "notebooks" / "06_ae_bonet.ipynb").is_file() and (
+        out / "logs" / "06_ae_bonet.log"
+    ).is_file()
+    assert "07_comparison" not in res.stdout  # stopped at the first failure
+
+
+def test_bad_data_folder_is_refused(tmp_path):
     res = _run_all(tmp_path / "out", "--only", "03", "--data", str(tmp_path / "nope"), timeout=120)
-    assert res.returncode != 0
-    assert "no such folder" in res.stderr
+    assert res.returncode != 0 and "no such folder" in res.stderr
 
 
 def _execute_like_jupyterlab(name: str, env: dict, timeout: int = 600) -> None:
