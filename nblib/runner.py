@@ -89,8 +89,9 @@ def run(
         params["data_dir"] = str(data_path)
     selected = select(notebooks(), only)
     kernel = _kernel_name()
+    data_note = params.get("data_dir", "as in the profile")
     print(
-        f"[run_all] profile={profile} out={out_dir} data={params.get('data_dir', "the profile's")} "
+        f"[run_all] profile={profile} out={out_dir} data={data_note} "
         f"notebooks={' '.join(p.name[:2] for p in selected)}",
         flush=True,
     )
