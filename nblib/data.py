@@ -88,14 +88,15 @@ def find_image_dir(table: Path) -> Path:
     return table.parent
 
 
-def load_labels(
+def read_labels(
     csv_path: Path | str, image_dir: Path | str | None = None, split: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read one label table in any RSNA dialect.
+    """Read one label table in any RSNA dialect, collecting every bad row instead of raising.
 
     Returns ``(table, problems)``: the table ``[id, path, boneage, male, split]`` of the rows
     whose labels parse (image files are not checked here), and ``problems`` ``[id, path, reason]``
-    for every row that does not.
+    for every row that does not. A table that cannot be read at all (missing, empty, unknown
+    header) raises, since no row of it can be trusted.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -154,6 +155,36 @@ def load_labels(
     return table, pd.DataFrame(problems, columns=["id", "path", "reason"])
 
 
+def load_labels(
+    csv_path: Path | str,
+    image_dir: Path | str | None = None,
+    split: str | None = None,
+    drop_bad: bool = False,
+) -> pd.DataFrame:
+    """Read one label table in any RSNA dialect into ``[id, path, boneage, male, split]``.
+
+    Image files are not checked (label tables without images work). Bad rows raise one
+    :class:`DataError` naming each; with ``drop_bad=True`` they are left out and listed in
+    ``df.attrs["dropped"]`` (records: id, path, reason).
+    """
+    table, problems = read_labels(csv_path, image_dir, split)
+    if len(problems) and not drop_bad:
+        raise DataError(str(csv_path), problems)
+    table.attrs["dropped"] = problems.to_dict("records")
+    return table
+
+
+def load_label_tables(labels_dir: Path | str, drop_bad: bool = False) -> pd.DataFrame:
+    """Every label table of a folder (Kaggle names, or its single CSV), images not checked."""
+    labels_dir = Path(labels_dir)
+    if not labels_dir.is_dir():
+        raise FileNotFoundError(f"Label folder {labels_dir} does not exist")
+    tables = [load_labels(csv, drop_bad=drop_bad) for csv in find_tables(labels_dir)]
+    df = pd.concat(tables, ignore_index=True)
+    df.attrs["dropped"] = [r for t in tables for r in t.attrs.get("dropped", [])]
+    return df
+
+
 def png_problem(path: Path | str) -> str | None:
     """Why an image file cannot be used, or None. Reads the header and the last bytes only.
 
@@ -189,7 +220,7 @@ def png_problem(path: Path | str) -> str | None:
     return None
 
 
-def check_images(df: pd.DataFrame) -> pd.DataFrame:
+def image_problems(df: pd.DataFrame) -> pd.DataFrame:
     """Problems ``[id, path, reason]`` of every image in ``df`` (fast: headers and tails only)."""
     out = []
     for rid, path in zip(df["id"], df["path"], strict=True):
@@ -218,20 +249,33 @@ def find_tables(data_dir: Path) -> list[Path]:
     )
 
 
-def load_dataset(data_dir: Path | str, drop_bad: bool = False, check: bool = True) -> pd.DataFrame:
-    """Read every label table of ``data_dir`` and check every image.
+def load_dataset(
+    data_dir: Path | str, drop_bad: bool = False, check_images: bool = True
+) -> pd.DataFrame:
+    """Read every label table of ``data_dir`` and check every image (headers and tails only).
 
-    Raises one :class:`DataError` listing every bad row and file; with ``drop_bad=True`` returns
-    the good rows, the bad ones in ``df.attrs["dropped"]`` (records: id, path, reason).
+    Every problem is collected first: one :class:`DataError` then lists every bad table, row and
+    file with what is wrong. With ``drop_bad=True`` the bad rows are left out and returned in
+    ``df.attrs["dropped"]`` (records: id, path, reason); a table that cannot be read at all
+    (unknown header, no rows) still raises, since dropping it would silently drop a whole split.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(f"Data folder {data_dir} does not exist; see data/README.md")
-    tables, problems = [], []
+    tables, problems, unreadable = [], [], []
     for csv in find_tables(data_dir):
-        t, p = load_labels(csv)
+        try:
+            t, p = read_labels(csv)
+        except ValueError as e:
+            unreadable.append(str(e))
+            continue
         tables.append(t)
         problems.append(p.assign(reason=p["reason"].radd(f"{csv.name} ")))
+    if unreadable:
+        raise ValueError(
+            f"{len(unreadable)} label table(s) of {data_dir} cannot be read:\n  - "
+            + "\n  - ".join(unreadable)
+        )
     df = pd.concat(tables, ignore_index=True)
     cross_dup = df["id"].duplicated(keep=False)
     if cross_dup.any():
@@ -246,14 +290,15 @@ def load_dataset(data_dir: Path | str, drop_bad: bool = False, check: bool = Tru
             )
         )
         df = df[~cross_dup]
-    if check:
-        img = check_images(df)
+    if check_images:
+        img = image_problems(df)
         if not img.empty:
             problems.append(img)
             df = df[~df["id"].isin(img["id"])]
+    problems = [p for p in problems if not p.empty]
     bad = (
-        pd.concat([p for p in problems if not p.empty], ignore_index=True)
-        if any(not p.empty for p in problems)
+        pd.concat(problems, ignore_index=True)
+        if problems
         else pd.DataFrame(columns=["id", "path", "reason"])
     )
     if not bad.empty and not drop_bad:
@@ -292,17 +337,21 @@ def split_counts(n: int, protocol: str) -> tuple[int, int, int]:
 
 
 def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
-    """Give every row a ``split`` under ``protocol`` (see :func:`split_counts`)."""
+    """Give every row a ``split`` under ``protocol``; same seed, same split.
+
+    ``official`` keeps the tables' own splits when validation and test tables exist, else splits
+    the training table at random (see :func:`split_counts`). ``random`` is paper 2's protocol: the
+    training table alone (12,611 images in RSNA) split 10,088/2,323/200, proportionally on smaller
+    sets; rows of other tables are then left out.
+    """
+    if protocol not in ("official", "random"):
+        raise ValueError(f"Unknown split protocol {protocol!r}; use 'official' or 'random'")
     df = df.copy()
     if protocol == "official" and {"validation", "test"} <= set(df["split"]):
         return df
-    pool = df.index if protocol == "random" else df.index[df["split"] == "train"]
-    if protocol == "random":
-        pool = df.index[df["split"] == "train"] if (df["split"] == "train").any() else df.index
-        df = df.loc[pool].copy()  # paper 2 splits the 12,611 training images only
-        pool = df.index
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(np.asarray(pool))
+    if (df["split"] == "train").any():
+        df = df[df["split"] == "train"].copy()
+    order = np.random.default_rng(seed).permutation(np.asarray(df.index))
     n_train, n_val, _ = split_counts(len(order), protocol)
     df.loc[order[:n_train], "split"] = "train"
     df.loc[order[n_train : n_train + n_val], "split"] = "validation"
@@ -311,18 +360,43 @@ def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
 
 
 def split_file(cfg) -> Path:
+    """Where the split list of ``cfg``'s protocol is kept: ``<output_dir>/splits/<protocol>.csv``."""
     return Path(cfg.output_dir) / "splits" / f"{cfg.split}.csv"
 
 
 def apply_saved_split(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Apply a saved ``id,split`` list; raise if it does not describe this data set."""
-    saved = pd.read_csv(path, dtype={"id": str, "split": str})
+    """Apply a saved ``id,split`` list; raise if it does not describe exactly this data set.
+
+    Rows of ``df`` the list leaves out are dropped only when the list was saved that way (the
+    ``random`` protocol leaves the official validation and test tables out); a list naming ids
+    the data set lacks, or missing ids the same protocol would have used, was made for other data.
+    """
+    saved = pd.read_csv(path, dtype={"id": str, "split": str}, keep_default_na=False)
+    fix = (
+        f"Delete {path} to make a new split (then re-run every notebook of this output_dir), "
+        "or choose another output_dir."
+    )
+    if list(saved.columns[:2]) != ["id", "split"]:
+        raise ValueError(f"Split list {path} must have the columns id,split. {fix}")
+    bad_split = sorted(set(saved["split"]) - set(SPLITS))
+    if bad_split:
+        raise ValueError(f"Split list {path} has unknown split names {bad_split}. {fix}")
     have, want = set(df["id"]), set(saved["id"])
-    if not want <= have or saved["split"].isin(SPLITS).sum() != len(saved):
-        missing = sorted(want - have)[:5]
+    unknown = sorted(want - have)
+    pool = set(df.loc[df["split"] == "train", "id"]) if len(want) < len(have) else have
+    unlisted = sorted(pool - want)
+    if unknown or unlisted:
+        parts = []
+        if unknown:
+            parts.append(
+                f"{len(unknown)} listed id(s) are not in the data set (e.g. {unknown[:5]})"
+            )
+        if unlisted:
+            parts.append(
+                f"{len(unlisted)} id(s) of the data set are not listed (e.g. {unlisted[:5]})"
+            )
         raise ValueError(
-            f"Split list {path} does not match the data set: ids {missing} are not in it. "
-            "It was made for other data; delete it (or use another output_dir) to make a new one."
+            f"Split list {path} does not match the data set: {'; '.join(parts)}. {fix}"
         )
     m = dict(zip(saved["id"], saved["split"], strict=True))
     df = df[df["id"].isin(want)].copy()
@@ -331,23 +405,36 @@ def apply_saved_split(df: pd.DataFrame, path: Path) -> pd.DataFrame:
 
 
 def subset(df: pd.DataFrame, max_samples: int, seed: int) -> pd.DataFrame:
-    """At most ``max_samples`` rows (0 = all), drawn per split in proportion, seeded."""
+    """Exactly ``max_samples`` rows (0 = all), drawn per split in proportion, seeded.
+
+    Each split keeps at least one row, so a small subset still has a validation and test set.
+    """
     if not max_samples or max_samples >= len(df):
         return df
-    parts = []
-    for _, g in df.groupby("split", sort=False):
-        k = max(1, round(max_samples * len(g) / len(df)))
-        parts.append(g.sample(n=min(k, len(g)), random_state=seed))
+    sizes = df["split"].value_counts()
+    quota = sizes / len(df) * max_samples
+    k = np.maximum(1, np.floor(quota)).astype(int)
+    for s in (quota - np.floor(quota)).sort_values(ascending=False).index:  # largest remainder
+        if k.sum() >= max_samples:
+            break
+        if k[s] < sizes[s]:
+            k[s] += 1
+    parts = [g.sample(n=int(min(k[s], len(g))), random_state=seed) for s, g in df.groupby("split")]
     return pd.concat(parts).sort_index()
 
 
 def resolve_data_dir(cfg) -> Path:
-    """The dataset folder of ``cfg``; the synthetic default is generated on first use."""
+    """The dataset folder of ``cfg``; the synthetic default is generated on first use.
+
+    The default is ``DEFAULT_DATA_DIR/phantom-v<version>-n<count>-seed<seed>`` holding
+    ``cfg.synthetic_count`` training images and max(10, count // 6) validation and test images.
+    """
     if cfg.is_synthetic_default:
         from nblib import synthetic
 
         n = cfg.synthetic_count
-        folder = config.DEFAULT_DATA_DIR / f"phantom-n{n}-seed{cfg.seed}"
+        # the generator's version is in the name: a changed phantom never reuses stale images
+        folder = config.DEFAULT_DATA_DIR / f"phantom-v{synthetic.VERSION}-n{n}-seed{cfg.seed}"
         if not (folder / "phantom.json").is_file():
             k = max(10, n // 6)
             synthetic.generate(folder, n, k, k, seed=cfg.seed)

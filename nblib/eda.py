@@ -15,7 +15,7 @@ def label_tables(labels_dir: Path | str) -> pd.DataFrame:
     """Every RSNA label table in ``labels_dir`` (no image checks: label-only folders work)."""
     tables = []
     for csv in data.find_tables(Path(labels_dir)):
-        t, problems = data.load_labels(csv, image_dir=Path(labels_dir))
+        t, problems = data.read_labels(csv, image_dir=Path(labels_dir))
         if len(problems):
             raise data.DataError(str(csv), problems)
         tables.append(t)
@@ -96,3 +96,11 @@ def montage(df: pd.DataFrame, n: int = 16, size: int = 160, seed: int = 0):
         for a, m in zip(pick["boneage"], pick["male"], strict=True)
     ]
     return plots.image_grid(images, titles, cols=8, title="Radiographs ordered by bone age")
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (no extra dependency such as tabulate)."""
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(map(str, r)) + " |" for r in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"

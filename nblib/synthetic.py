@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-VERSION = 1
+VERSION = 2
 AGE_MEAN, AGE_SD, AGE_MIN, AGE_MAX = 127.0, 41.0, 1.0, 228.0
 MALE_FRACTION = 0.54
 FEMALE_CLOCK = 1.13  # girls' skeletal age runs ~13% ahead: ~1.7 years by age 13
@@ -190,9 +190,9 @@ def render_hand(
     mat = _ramp(sk, 0, 216)
     h, w = size if size else (int(rng.integers(520, 700)), int(rng.integers(400, 560)))
     # hand units -> pixels: hand length (wrist to fingertip ~0.95 units) fills most of the height
-    px = h * rng.uniform(0.58, 0.70) * (0.80 + 0.20 * mat) * (1.0 if male else 0.97)
+    px = h * rng.uniform(0.52, 0.62) * (0.80 + 0.20 * mat) * (1.0 if male else 0.97)
     rot = math.radians(rng.normal(0, 9))
-    cx, cy = w * rng.uniform(0.42, 0.58), h * rng.uniform(0.62, 0.72)
+    cx, cy = w * rng.uniform(0.42, 0.58), h * rng.uniform(0.66, 0.76)
     c, s = math.cos(rot) * px, math.sin(rot) * px
     m = np.array([[c, -s, cx], [s, c, cy]])
     cv = _Canvas(h, w, m)
@@ -263,16 +263,19 @@ def render_hand(
     # compose: blurred soft tissue, lightly blurred bone, exposure, noise, background, markers
     soft = cv2.GaussianBlur(cv.soft, (0, 0), 0.012 * px)
     bone = cv2.GaussianBlur(cv.bone, (0, 0), max(0.6, 0.0025 * px))
-    img = 0.06 + soft * rng.uniform(0.8, 1.1) + bone * rng.uniform(0.55, 0.7)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = 0.06 + soft * rng.uniform(0.8, 1.1) + bone * rng.uniform(0.48, 0.62)
+    yy = np.arange(h, dtype=np.float32)[:, None]  # broadcast, not a full grid
+    xx = np.arange(w, dtype=np.float32)[None, :]
     g = rng.normal(0, 1, 2)
-    img += 0.08 * rng.uniform(0, 1) * ((xx / w - 0.5) * g[0] + (yy / h - 0.5) * g[1])
+    img += np.float32(0.08 * rng.uniform(0, 1)) * (
+        (xx / w - 0.5) * np.float32(g[0]) + (yy / h - 0.5) * np.float32(g[1])
+    )
     if rng.uniform() < 0.2:  # border frame of a cassette or collimator
         t = int(rng.integers(4, 18))
         img[:t, :] = img[-t:, :] = img[:, :t] = img[:, -t:] = rng.uniform(0.6, 0.9)
-    img = np.clip(img, 0, 1) ** rng.uniform(0.75, 1.35)
-    img = img * rng.uniform(0.85, 1.15) + rng.normal(0, 0.03)
-    img += rng.normal(0, rng.uniform(0.008, 0.03), img.shape).astype(np.float32)
+    img = np.clip(img, 0, 1) ** np.float32(rng.uniform(0.75, 1.35))
+    img = img * np.float32(rng.uniform(0.85, 1.15)) + np.float32(rng.normal(0, 0.03))
+    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0.008, 0.03))
     out = np.clip(img * 255, 0, 255).astype(np.uint8)
     if rng.uniform() < 0.6:  # side marker letter
         letter = "L" if rng.uniform() < 0.8 else "R"
@@ -291,9 +294,12 @@ def render_hand(
 
 
 def sample_labels(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Ages (months, RSNA-like: mean ~127, sd ~41, 1-228) and sexes (~54% male)."""
+    """Ages (months, RSNA-like: mean ~127, sd ~41, 1-228) and sexes (54% male in every table).
+
+    The male count is fixed at round(54% of n), shuffled, so that no seed draws a lopsided table.
+    """
     ages = np.clip(rng.normal(AGE_MEAN, AGE_SD, n), AGE_MIN, AGE_MAX).round()
-    male = rng.uniform(size=n) < MALE_FRACTION
+    male = rng.permutation(n) < round(MALE_FRACTION * n)
     return ages, male
 
 

@@ -56,8 +56,8 @@ def test_good_folder_loads(folder):
 def test_three_dialects(tmp_path, header, rows, male):
     csv = tmp_path / "labels.csv"
     csv.write_text(header + "\n" + "\n".join(rows) + "\n")
-    table, problems = data.load_labels(csv)
-    assert problems.empty
+    table = data.load_labels(csv)
+    assert list(table.columns) == data.COLUMNS and table.attrs["dropped"] == []
     assert table["id"].tolist() == ["7", "8"] and table["male"].tolist() == male
     assert table["boneage"].iloc[0] in (120.0, 120.5)
 
@@ -66,6 +66,25 @@ def _error(folder) -> str:
     with pytest.raises(ValueError) as exc:
         data.load_dataset(folder)
     return str(exc.value)
+
+
+def test_load_labels_names_bad_rows_or_drops_them(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("Case ID,Sex,Ground truth bone age (months)\n7,M,120.5\n8,X,60\n9,F,-3\n")
+    with pytest.raises(data.DataError) as exc:
+        data.load_labels(csv)
+    msg = str(exc.value)
+    assert "id 8" in msg and "unknown sex value 'X'" in msg and "id 9" in msg and "negative" in msg
+    kept = data.load_labels(csv, drop_bad=True)
+    assert kept["id"].tolist() == ["7"] and [r["id"] for r in kept.attrs["dropped"]] == ["8", "9"]
+
+
+def test_unreadable_tables_are_all_named(folder):
+    (folder / "boneage-validation-dataset.csv").write_text("Image ID,male,Bone Age (months)\n")
+    (folder / "boneage-test-dataset.csv").write_text("case,sex,age\n1,M,3\n")
+    msg = _error(folder)
+    assert "2 label table(s)" in msg and "boneage-validation-dataset.csv" in msg
+    assert "no rows" in msg and "boneage-test-dataset.csv" in msg and "unrecognised header" in msg
 
 
 def test_missing_image(folder):
@@ -219,6 +238,7 @@ def test_split_counts_and_determinism(protocol):
     a, b = data.assign_split(df, protocol, 3), data.assign_split(df, protocol, 3)
     c = data.assign_split(df, protocol, 4)
     assert a["split"].tolist() == b["split"].tolist() != c["split"].tolist()
+    assert a["id"].is_unique and set(a["id"]) == set(df["id"])  # disjoint and complete
     assert a["split"].value_counts().to_dict() == {
         "train": n_train,
         "validation": n_val,
@@ -242,8 +262,10 @@ def test_saved_split_is_reused_and_checked(tiny_dataset, tmp_path):
     assert (again["split"] == "test").sum() > (first["split"] == "test").sum()
     saved.loc[0, "id"] = "99999"
     saved.to_csv(data.split_file(cfg), index=False)
-    with pytest.raises(ValueError, match="does not match the data set"):
+    with pytest.raises(ValueError, match="does not match the data set") as exc:
         data.load_for(cfg)
+    assert "99999" in str(exc.value) and "splits/random.csv" in str(exc.value)
+    assert "Delete" in str(exc.value) and "not listed" in str(exc.value)
 
 
 def test_official_split_uses_the_tables(tiny_dataset, tmp_path):
@@ -259,7 +281,19 @@ def test_max_samples_keeps_every_split(tiny_dataset, tmp_path):
         "03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path), max_samples=24
     )
     df = data.load_for(cfg)
-    assert 20 <= len(df) <= 26 and set(df["split"]) == {"train", "validation", "test"}
+    assert len(df) == 24 and df["split"].value_counts().to_dict() == {
+        "train": 16,
+        "validation": 4,
+        "test": 4,
+    }
+    again = data.load_for(cfg)
+    assert again["id"].tolist() == df["id"].tolist()
+
+
+def test_random_protocol_sizes_on_small_sets():
+    """Paper 2's shares, with a test floor of min(200, 15%) so a small set has a usable test set."""
+    assert data.split_counts(1000, "random") == (666, 184, 150)
+    assert data.split_counts(60, "official") == (45, 6, 9)
 
 
 def test_missing_data_dir_is_named(tmp_path):

@@ -36,7 +36,8 @@ def test_same_seed_same_bytes(tmp_path):
 def test_label_distribution_like_rsna():
     ages, male = synthetic.sample_labels(20000, np.random.default_rng(0))
     assert abs(ages.mean() - 127) < 3 and abs(ages.std() - 41) < 3
-    assert ages.min() >= 1 and ages.max() <= 228 and abs(male.mean() - 0.54) < 0.02
+    assert ages.min() >= 1 and ages.max() <= 228 and male.mean() == 0.54
+    assert synthetic.sample_labels(1000, np.random.default_rng(42))[1].sum() == 540
 
 
 def test_maturation_follows_age_and_sex():
@@ -68,7 +69,7 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
     import keras
 
     def arrays(folder):
-        df = pd.concat([data.load_labels(p)[0] for p in folder.glob("*.csv")], ignore_index=True)
+        df = pd.concat([data.load_labels(p) for p in folder.glob("*.csv")], ignore_index=True)
         x = (
             np.stack(
                 [
@@ -82,8 +83,8 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
         )
         return x, df["boneage"].to_numpy("float32")
 
-    x, y = arrays(synthetic.generate(tmp_path / "train", 800, 0, 0, seed=11))
-    xt, yt = arrays(synthetic.generate(tmp_path / "fresh", 200, 0, 0, seed=12))
+    x, y = arrays(synthetic.generate(tmp_path / "train", 800, 0, 0, seed=11, workers=1))
+    xt, yt = arrays(synthetic.generate(tmp_path / "fresh", 200, 0, 0, seed=12, workers=1))
     keras.utils.set_random_seed(0)
     layers = keras.layers
     model = keras.Sequential(
@@ -93,7 +94,7 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
             for f in (16, 32, 64, 64)
             for layer in (
                 layers.Conv2D(f, 3, padding="same", activation="relu"),
-                layers.BatchNormalization(),
+                layers.BatchNormalization(momentum=0.9),
                 layers.MaxPooling2D(),
             )
         ]
@@ -103,10 +104,11 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
             layers.Dense(1, bias_initializer=keras.initializers.Constant(float(y.mean()))),
         ]
     )
-    epochs, steps = 30, len(x) // 32
+    epochs, steps = 15, len(x) // 32
     schedule = keras.optimizers.schedules.CosineDecay(3e-3, epochs * steps, alpha=0.02)
     model.compile(keras.optimizers.Adam(schedule), "mae")
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     mae = float(np.mean(np.abs(model.predict(xt, verbose=0).ravel() - yt)))
     mean_mae = float(np.mean(np.abs(y.mean() - yt)))
+    print(f"CNN MAE {mae:.1f} months, mean predictor {mean_mae:.1f} ({mae / mean_mae:.2f}x)")
     assert mae <= 0.5 * mean_mae, f"CNN MAE {mae:.1f} vs mean predictor {mean_mae:.1f}"
