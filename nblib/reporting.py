@@ -454,3 +454,60 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     lines += [f"- {n}" for n in differences(report)] or ["- No results to compare yet."]
     lines += ["", "## Sources", ""] + [f"- {k}: `{v}`" for k, v in report.sources.items()]
     return results.write_text(out_dir / "report.md", "\n".join(lines) + "\n")
+
+
+def summary_table(report: Report) -> pd.DataFrame:
+    """One row per model: test MAE and RMSE beside the mean predictor's, epochs and training time."""
+    rows = []
+    for stem, (_, label) in PAPER1_MODELS.items():
+        path = report.output_dir / stem / "metrics.json"
+        if path.is_file():
+            m = results.read_json(path)["metrics"]
+            rows.append(
+                {
+                    "model": label,
+                    "image size": results.read_json(path)["params"]["image_size"],
+                    "test MAE": m["test"]["mae"],
+                    "test RMSE": m["test"]["rmse"],
+                    "test R^2": m["test"]["r2"],
+                    "mean-predictor MAE": m["mean_predictor"]["mae"],
+                    "MAE / mean-predictor MAE": m["test"]["mae"] / m["mean_predictor"]["mae"],
+                    "epochs": m["epochs_run"],
+                    "train time (min)": m["train_seconds"] / 60,
+                }
+            )
+    path = report.output_dir / BONET_DIR / "metrics.json"
+    if path.is_file():
+        doc = results.read_json(path)["metrics"]
+        mean = doc["mean_predictor"]
+        for m in doc["models"].values():
+            rows.append(
+                {
+                    "model": m["label"],
+                    "image size": m["image_size"],
+                    "test MAE": m["test"]["mae"],
+                    "test RMSE": m["test"]["rmse"],
+                    "test R^2": m["test"]["r2"],
+                    "mean-predictor MAE": mean["mae"],
+                    "MAE / mean-predictor MAE": m["test"]["mae"] / mean["mae"],
+                    "epochs": m["epochs_run"],
+                    "train time (min)": m["train_seconds"] / 60,
+                }
+            )
+    return pd.DataFrame(rows).round(3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nblib.reporting RUN_DIR``: print the run's summary table as Markdown."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m nblib.reporting RUN_DIR", file=sys.stderr)
+        return 2
+    print(_md_table(summary_table(build(args[0]))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
