@@ -17,6 +17,7 @@ BACKBONES = {
     "mobilenet": ("MobileNet", keras.applications.MobileNet, 32),
 }
 MOBILENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+VGG_MEANS_BGR = [-103.939, -116.779, -123.68]  # subtracted after scaling to 0-255
 
 
 def build(
@@ -45,11 +46,12 @@ def build(
             )
         kwargs["alpha"] = width
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    scaled = (
-        keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)
-        if name != "vgg16"
-        else (keras.layers.Rescaling(255.0, name="to_0_255")(inputs))
-    )
+    if name == "vgg16":
+        # keras.applications.vgg16.preprocess_input ("caffe"): 0-255, BGR, minus the ImageNet
+        # channel means. A gray image tiled to three channels needs no BGR swap.
+        scaled = keras.layers.Rescaling(255.0, offset=VGG_MEANS_BGR, name="caffe")(inputs)
+    else:  # "tf" preprocessing of Xception, InceptionV3 and MobileNet: [-1, 1]
+        scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)
     try:
         backbone = app(
             include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **kwargs

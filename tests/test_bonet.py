@@ -1,0 +1,54 @@
+"""AE-BoNet hand-over from pretraining, and the keras.applications baselines of Table 5."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nblib import results
+from nblib.models import autoencoder, baselines, bonet
+
+
+def test_encoder_of_another_width_is_refused_plainly(tmp_path):
+    _, encoder = autoencoder.build(32, 0.125)
+    path = tmp_path / "encoder.weights.h5"
+    with results.atomic_path(path) as tmp:
+        encoder.save_weights(tmp)
+    with pytest.raises(ValueError, match="another profile"):
+        bonet.from_pretrained(path, 32, 0.25)
+
+
+def test_offline_imagenet_weights_give_plain_advice(monkeypatch):
+    def offline(**kwargs):
+        raise OSError("URL fetch failure: no network")
+
+    label, _, min_size = baselines.BACKBONES["vgg16"]
+    monkeypatch.setitem(baselines.BACKBONES, "vgg16", (label, offline, min_size))
+    with pytest.raises(RuntimeError, match="baseline_weights: none"):
+        baselines.build("vgg16", 32, "imagenet")
+
+
+def test_vgg16_from_scratch_trains_a_step_on_gray_images_tiled():
+    m = baselines.build("vgg16", 32, None, output_bias=100.0)
+    assert m.count_params() == 14_721_877  # VGG16's 14,714,688 convolution weights + the head
+    assert m.input_shape[1:] == (32, 32, 3)
+    gray = np.random.default_rng(0).random((4, 32, 32, 1)).astype("float32")
+    x = np.repeat(gray, 3, axis=-1)
+    m.compile("adam", "mse", run_eagerly=True)
+    assert np.isfinite(m.train_on_batch(x, np.array([50.0, 90.0, 130.0, 170.0], "float32")))
+    with pytest.raises(ValueError, match="at least 75 px"):
+        baselines.build("inception_v3", 64, None)
+
+
+def test_backbone_inputs_are_preprocessed_as_keras_applications_do():
+    import keras
+
+    gray = np.random.default_rng(2).random((2, 32, 32, 1)).astype("float32")
+    x = np.repeat(gray, 3, axis=-1)
+    vgg = baselines.build("vgg16", 32, None)
+    ours = vgg.get_layer("caffe")(x).numpy()
+    ref = keras.applications.vgg16.preprocess_input(x * 255.0)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-3)
+    mobilenet = baselines.build("mobilenet", 32, None, 0.25)
+    ref = keras.applications.mobilenet.preprocess_input(x * 255.0)
+    np.testing.assert_allclose(mobilenet.get_layer("to_minus1_1")(x).numpy(), ref, atol=1e-5)
