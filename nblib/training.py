@@ -10,9 +10,11 @@ staged autoencoder pretraining relies on this.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -185,8 +187,24 @@ def fit(
     suffix = f"_{tag}" if tag else ""
     ckpt = run_dir / "checkpoints" / (tag or "main")
     history_path = run_dir / f"history{suffix}.csv"
-    state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "stopped_early": False}
+    signature = _signature(model, cfg)
+    state = {
+        "epoch": 0,
+        "best": None,
+        "best_epoch": 0,
+        "wait": 0,
+        "stopped_early": False,
+        "signature": signature,
+    }
     rows: list[dict] = []
+    if (ckpt / "state.json").is_file() and json.loads((ckpt / "state.json").read_text()).get(
+        "signature"
+    ) != signature:
+        print(
+            f"The checkpoint in {ckpt} was made with other settings (data, size, width, batch, rate or "
+            "seed): starting this training afresh"
+        )
+        shutil.rmtree(ckpt)
     if (ckpt / "state.json").is_file():
         state = json.loads((ckpt / "state.json").read_text())
         _restore_checkpoint(model, ckpt)
@@ -214,6 +232,34 @@ def fit(
     history.attrs["best_epoch"] = state.get("best_epoch")
     history.attrs["stopped_early"] = state.get("stopped_early", False)
     return history
+
+
+def _signature(model: keras.Model, cfg) -> str:
+    """What a checkpoint must match to be continued: everything but the epoch count.
+
+    A larger total of epochs continues a training (staged pretraining relies on it); any other
+    change (data, split, size, width, batch, learning rate, schedule, seed, architecture) starts
+    afresh rather than mixing two trainings.
+    """
+    keys = (
+        "data_dir",
+        "split",
+        "max_samples",
+        "image_size",
+        "width",
+        "batch_size",
+        "learning_rate",
+        "lr_schedule",
+        "warmup_epochs",
+        "seed",
+        "patience",
+    )
+    d = cfg.to_dict()
+    text = (
+        json.dumps({k: d.get(k) for k in keys}, sort_keys=True)
+        + f"|{model.name}|{model.count_params()}"
+    )
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def train_seconds(history: pd.DataFrame) -> float:

@@ -232,3 +232,22 @@ def test_missing_encoder_names_the_file_and_notebook(tmp_path):
         FileNotFoundError, match=r"encoder\.weights\.h5.*05_autoencoder_pretraining"
     ):
         bonet.from_pretrained(tmp_path / "encoder.weights.h5", 32, 0.125)
+
+
+def test_changed_settings_start_afresh_but_more_epochs_continue(tmp_path, capsys):
+    train, val = _problem()
+    cfg = _cfg(tmp_path, epochs=2)
+    m = _model()
+    training.compile_model(m, cfg, loss="mse")
+    training.fit(m, train, val, cfg, verbose=0)
+    more = training.fit(m, train, val, cfg, epochs=3, verbose=0)  # a larger total continues
+    assert (
+        more["epoch"].tolist() == [1, 2, 3]
+        and "Continuing from the checkpoint of epoch 2" in capsys.readouterr().out
+    )
+    other = dataclasses.replace(cfg, learning_rate=0.002)
+    m2 = _model()
+    training.compile_model(m2, other, loss="mse")
+    fresh = training.fit(m2, train, val, other, epochs=2, verbose=0)
+    assert "starting this training afresh" in capsys.readouterr().out
+    assert fresh["epoch"].tolist() == [1, 2] and fresh["lr"].iloc[0] == pytest.approx(0.002)
