@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -91,7 +92,9 @@ def test_bonet_head():
     ids=["resnet50", "inception_v4", "mobilenet"],
 )
 def test_tiny_models_train_a_step_and_predict(build):
+    keras.utils.set_random_seed(0)
     m = build()
+    assert float(m.get_layer("age").bias.numpy()[0]) == 100.0  # output starts at a typical age
     size = m.input_shape[1]
     x = np.random.rand(4, size, size, 3).astype("float32")
     y = np.array([20.0, 80.0, 120.0, 200.0], "float32")
@@ -99,7 +102,7 @@ def test_tiny_models_train_a_step_and_predict(build):
     loss = m.train_on_batch(x, y)
     assert np.isfinite(loss)
     p = m.predict(x, verbose=0)
-    assert p.shape == (4, 1) and abs(float(p.mean()) - 100) < 50  # starts near the bias
+    assert p.shape == (4, 1) and np.isfinite(p).all()
 
 
 def test_baseline_sizes_and_offline_weights():
