@@ -465,3 +465,15 @@ def load_for(cfg) -> pd.DataFrame:
     df.attrs["dropped"] = dropped
     df.attrs["data_dir"] = str(data_dir)
     return df
+
+
+def split_tables(cfg) -> dict[str, pd.DataFrame]:
+    """``load_for(cfg)`` cut into its train, validation and test tables (none may be empty)."""
+    df = load_for(cfg)
+    parts = {s: df[df["split"] == s].reset_index(drop=True) for s in SPLITS}
+    empty = [s for s, part in parts.items() if part.empty]
+    if empty:
+        raise ValueError(
+            f"The {', '.join(empty)} split is empty; give more images (max_samples={cfg.max_samples})"
+        )
+    return parts

@@ -57,13 +57,8 @@ def table1(key: str, test: dict, mean: dict) -> pd.DataFrame:
 def run(cfg, key: str) -> Result:
     """Train and evaluate ``key`` (``resnet50`` or ``inception_v4``) as configured; write every result."""
     strategy = training.setup(cfg)
-    df = data.load_for(cfg)
-    parts = {s: df[df["split"] == s].reset_index(drop=True) for s in data.SPLITS}
-    for s, part in parts.items():
-        if part.empty:
-            raise ValueError(
-                f"The {s} split is empty; give more images (max_samples={cfg.max_samples})"
-            )
+    parts = data.split_tables(cfg)
+    df = pd.concat(parts.values(), ignore_index=True)
     ds = {
         s: pipeline.make_dataset(
             parts[s], cfg.image_size, cfg.batch_size, training=(s == "train"), seed=cfg.seed

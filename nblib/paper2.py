@@ -18,18 +18,6 @@ ENCODER_FILE = "encoder.weights.h5"
 BONET_PANELS = (("mae", "MAE (months)"), ("loss", "Loss (MSE)"))
 
 
-def splits(cfg) -> dict[str, pd.DataFrame]:
-    """The train/validation/test tables of ``cfg`` (paper 2's protocol is set in the profile)."""
-    df = data.load_for(cfg)
-    parts = {s: df[df["split"] == s].reset_index(drop=True) for s in data.SPLITS}
-    for s, part in parts.items():
-        if part.empty:
-            raise ValueError(
-                f"The {s} split is empty; give more images (max_samples={cfg.max_samples})"
-            )
-    return parts
-
-
 def encoder_path(cfg) -> Path:
     return Path(cfg.output_dir) / AE_NOTEBOOK / ENCODER_FILE
 
@@ -72,7 +60,7 @@ def table2(stages: pd.DataFrame) -> pd.DataFrame:
 def pretrain(cfg) -> PretrainResult:
     """Notebook 05: staged pretraining on the training split's images; writes the encoder weights."""
     strategy = training.setup(cfg)
-    parts = splits(cfg)
+    parts = data.split_tables(cfg)
     ds = {
         s: pipeline.make_dataset(
             parts[s],
@@ -227,7 +215,7 @@ def table5(models: dict, mean: dict) -> pd.DataFrame:
 def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> BonetResult:
     """Notebook 06: AE-BoNet from the pretrained encoder, its random-init ablation, and the baselines."""
     strategy = training.setup(cfg)
-    parts = splits(cfg)
+    parts = data.split_tables(cfg)
     bias = float(parts["train"]["boneage"].mean())
     models: dict[str, dict] = {}
     with strategy.scope():
