@@ -5,6 +5,10 @@ Block counts and filter sizes follow the original (stem; 4 Inception-A; Reductio
 k, l, m, n = 192, 224, 256, 384; 7 Inception-B; Reduction-B; 3 Inception-C). Keras ships no
 Inception-V4, so it is written here with the shared conv-BN-activation helper. Valid padding
 where the original uses it makes 75 px the smallest input.
+
+As in the original TF-slim code and its common Keras port, convolutions have no bias and BatchNorm
+has no scale (gamma): 41,175,937 parameters at 256 px (DESIGN: about 41.2M), of which 1,537 are the
+output layer's.
 """
 
 from __future__ import annotations
@@ -12,9 +16,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from nblib.models.layers import conv_bn_act, regression_output, scaled
+from nblib.models.layers import conv_bn_act as _conv_bn_act
+from nblib.models.layers import image_input, regression_output, scaled
 
 MIN_SIZE = 75
+
+
+def conv_bn_act(x, filters, kernel_size, strides=1, padding="same", activation="gelu", name=""):
+    """The shared helper with the original's BatchNorm without scale."""
+    return _conv_bn_act(x, filters, kernel_size, strides, padding, activation, name, scale=False)
 
 
 def _stem(x, w, act):
@@ -99,13 +109,15 @@ def _inception_c(x, w, act, name):
 def build(
     image_size: int = 256,
     width: float = 1.0,
+    *,
     channels: int = 3,
+    flips: bool = True,
     dropout: float = 0.2,
     name: str = "inception_v4",
     activation: str = "gelu",
     output_bias: float = 0.0,
 ) -> keras.Model:
-    """Inception-V4 regressor; width 1 at 256 px is the paper's model (41.2M parameters).
+    """Inception-V4 regressor; width 1 at 256 px is the paper's model (41,175,937 parameters).
 
     ``dropout`` follows the original's keep probability of 0.8 before the output layer.
     """
@@ -114,8 +126,8 @@ def build(
             f"Inception-V4 needs images of at least {MIN_SIZE} px (valid-padded stem and "
             f"reductions), got image_size={image_size}"
         )
-    inputs = keras.Input((image_size, image_size, channels), name="image")
-    x = _stem(inputs, width, activation)  # 256 px: 29x29x384
+    inputs, x = image_input(image_size, channels, flips)
+    x = _stem(x, width, activation)  # 256 px: 29x29x384
     for i in range(4):
         x = _inception_a(x, width, activation, f"inception_a{i + 1}")  # 29x29x384
     x = _reduction_a(x, width, activation, "reduction_a")  # 14x14x1024
