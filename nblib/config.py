@@ -53,6 +53,9 @@ class Config:
     mixed_precision: str = "auto"  # "auto" (on when a GPU is visible) | "on" | "off"
     xla: str = "auto"  # "auto" (on when a GPU is visible) | "on" | "off"
     strategy: str = "auto"  # "auto" | "default" | "mirrored" | "multiworker"
+    deterministic: bool = True  # deterministic kernels: same seed, same numbers (see training)
+    bn_momentum: float = 0.99  # BatchNorm moving-average momentum (Keras' default, the papers')
+    clipnorm: float = 0.0  # clip each step's gradient norm at this value; 0 = off (the papers')
     cache: str = "memory"  # "memory" | "disk" | "none": where decoded images are cached
     synthetic_count: int = 1200  # training images of the embedded synthetic data set
     ae_stages: tuple[int, ...] = (300, 200, 100, 150, 150)  # paper 2, Table 2
@@ -95,6 +98,12 @@ class Config:
             problems.append(
                 f"strategy must be auto, default, mirrored or multiworker, got {self.strategy!r}"
             )
+        if not (0 <= self.bn_momentum < 1):
+            problems.append(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.clipnorm < 0:
+            problems.append(f"clipnorm must be 0 (off) or positive, got {self.clipnorm}")
+        if not isinstance(self.deterministic, bool):
+            problems.append(f"deterministic must be true or false, got {self.deterministic!r}")
         if self.cache not in ("memory", "disk", "none"):
             problems.append(f"cache must be memory, disk or none, got {self.cache!r}")
         if self.synthetic_count < 10:
@@ -199,6 +208,8 @@ def make(notebook: str, profile: str = "cpu", **params: Any) -> Config:
         ("width", float),
         ("learning_rate", float),
         ("baseline_width", float),
+        ("bn_momentum", float),
+        ("clipnorm", float),
     ):
         if k in values:
             try:
@@ -217,7 +228,7 @@ def _resolve(p: Any) -> Path:
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow (when imported) for repeatable runs."""
+    """Seed Python, NumPy and the Keras backend for repeatable runs."""
     random.seed(seed)
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -225,7 +236,7 @@ def set_seed(seed: int) -> None:
         import keras
 
         keras.utils.set_random_seed(seed)
-    except ImportError:  # pragma: no cover - TensorFlow is a hard dependency
+    except ImportError:  # pragma: no cover - Keras is a hard dependency
         pass
 
 

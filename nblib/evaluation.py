@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nblib import metrics, results
+from nblib import metrics
 
 AGE_BANDS_YEARS = ((0, 2), (2, 6), (6, 10), (10, 14), (14, 100))
 
@@ -35,14 +35,16 @@ def loss_value(loss: str, y_true, y_pred) -> float:
 
 
 def evaluate(
-    cfg, model, test_df: pd.DataFrame, test_ds, tag: str | None = None, loss: str = "msle"
-) -> dict:
-    """Predict the test set, write ``predictions[_tag].csv`` and return its metrics (with ``loss``)."""
+    model, test_df: pd.DataFrame, test_ds, loss: str = "msle"
+) -> tuple[pd.DataFrame, dict]:
+    """Predict the test set; return its predictions (one row per image) and metrics (with ``loss``).
+
+    The caller writes the predictions where they belong (``results.write_csv``).
+    """
     pred = predict(model, test_df, test_ds)
-    results.write_csv(cfg.run_dir / f"predictions{'_' + tag if tag else ''}.csv", pred)
     out = metrics.regression(pred["true"], pred["predicted"])
     out["loss"] = loss_value(loss, pred["true"], pred["predicted"])
-    return out
+    return pred, out
 
 
 def mean_predictor(train_df: pd.DataFrame, test_df: pd.DataFrame, loss: str = "msle") -> dict:

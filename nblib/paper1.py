@@ -67,9 +67,7 @@ def run(cfg, key: str) -> Result:
     }
     with strategy.scope():
         model = BUILDERS[key](
-            image_size=cfg.image_size,
-            width=cfg.width,
-            output_bias=float(parts["train"]["boneage"].mean()),
+            cfg.image_size, cfg.width, output_bias=float(parts["train"]["boneage"].mean())
         )
         training.compile_model(model, cfg, loss="msle")
     n_params = count_params(model)
@@ -78,11 +76,10 @@ def run(cfg, key: str) -> Result:
         f"{len(parts['train'])} training / {len(parts['validation'])} validation / {len(parts['test'])} test images"
     )
     history = training.fit(model, ds["train"], ds["validation"], cfg)
-    test = evaluation.evaluate(cfg, model, parts["test"], ds["test"], loss="msle")
+    pred, test = evaluation.evaluate(model, parts["test"], ds["test"], loss="msle")
     mean = evaluation.mean_predictor(parts["train"], parts["test"], loss="msle")
-    pred = pd.read_csv(cfg.run_dir / "predictions.csv")
-    with results.atomic_path(cfg.run_dir / "model.keras") as tmp:
-        model.save(tmp)
+    results.write_csv(cfg.run_dir / "predictions.csv", pred)
+    training.save_model(model, cfg.run_dir / "model.keras")
     figs = {
         "training_curves": plots.training_curves(
             history, title=f"{LABELS[key]}: training and validation"

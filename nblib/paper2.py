@@ -68,7 +68,6 @@ def pretrain(cfg) -> PretrainResult:
             cfg.batch_size,
             training=(s == "train"),
             target="image",
-            channels=1,
             seed=cfg.seed,
         )
         for s in ("train", "validation")
@@ -81,14 +80,12 @@ def pretrain(cfg) -> PretrainResult:
         f"Autoencoder: {n_params:,} parameters ({count_params(encoder):,} in the encoder) at {cfg.image_size} px, "
         f"width {cfg.width}; stages {list(cfg.ae_stages)}; {len(parts['train'])} training images"
     )
-    stages = pretraining.pretrain(cfg, ae, ds["train"], ds["validation"])
-    history = pd.read_csv(cfg.run_dir / "history.csv")
+    stages, history = pretraining.pretrain(cfg, ae, ds["train"], ds["validation"])
     with results.atomic_path(cfg.run_dir / ENCODER_FILE) as tmp:
         encoder.save_weights(tmp)
-    with results.atomic_path(cfg.run_dir / "autoencoder.keras") as tmp:
-        ae.save(tmp)
+    training.save_model(ae, cfg.run_dir / "autoencoder.keras")
     sample = pipeline.load_images(parts["validation"], cfg.image_size)[:8]
-    recon = ae.predict(sample[..., None].astype("float32") / 255.0, verbose=0)[..., 0]
+    recon = ae.predict(sample[..., None], verbose=0)[..., 0]
     figs = {
         "reconstructions": plots.image_grid(
             list(sample / 255.0) + list(recon),
@@ -131,7 +128,6 @@ def train_regressor(
     model: keras.Model,
     parts: dict,
     image_size: int,
-    channels: int,
     epochs: int,
     parts_max: int = 0,
 ) -> dict:
@@ -151,7 +147,6 @@ def train_regressor(
             image_size,
             cfg.batch_size,
             training=(s == "train"),
-            channels=channels,
             seed=cfg.seed,
         )
         for s in data.SPLITS
@@ -160,8 +155,10 @@ def train_regressor(
         model, cfg, loss="mse", metrics=[keras.metrics.MeanAbsoluteError(name="mae")]
     )
     history = training.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
-    test = evaluation.evaluate(cfg, model, parts["test"], ds["test"], tag=key, loss="mse")
+    pred, test = evaluation.evaluate(model, parts["test"], ds["test"], loss="mse")
+    results.write_csv(cfg.run_dir / f"predictions_{key}.csv", pred)
     return {
+        "predictions": pred,
         "test": test,
         "epochs_run": len(history),
         "train_seconds": training.train_seconds(history),
@@ -225,17 +222,16 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
     models["ae_bonet"] = {
         "label": "AE-BoNet",
         "init": "autoencoder",
-        **train_regressor(cfg, "ae_bonet", model, parts, cfg.image_size, 1, cfg.epochs),
+        **train_regressor(cfg, "ae_bonet", model, parts, cfg.image_size, cfg.epochs),
     }
-    with results.atomic_path(cfg.run_dir / "model.keras") as tmp:
-        model.save(tmp)
+    training.save_model(model, cfg.run_dir / "model.keras")
     if with_ablation:
         with strategy.scope():
             model = bonet.random_init(cfg.image_size, cfg.width, output_bias=bias)
         models["random_init"] = {
             "label": "AE-BoNet, random init",
             "init": "random",
-            **train_regressor(cfg, "random_init", model, parts, cfg.image_size, 1, cfg.epochs),
+            **train_regressor(cfg, "random_init", model, parts, cfg.image_size, cfg.epochs),
         }
     if with_baselines:
         weights = None if cfg.baseline_weights == "none" else cfg.baseline_weights
@@ -243,7 +239,7 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
             for name in cfg.baselines:
                 with strategy.scope():
                     model = baselines.build(
-                        name, size, weights, cfg.baseline_width, output_bias=bias
+                        name, size, weights=weights, width=cfg.baseline_width, output_bias=bias
                     )
                 key = f"{name}_{size}"
                 label = baselines.BACKBONES[name][0] + (
@@ -258,13 +254,12 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
                         model,
                         parts,
                         size,
-                        3,
                         cfg.baseline_epochs,
                         cfg.baseline_max_samples,
                     ),
                 }
     mean = evaluation.mean_predictor(parts["train"], parts["test"], loss="mse")
-    pred = pd.read_csv(cfg.run_dir / "predictions_ae_bonet.csv")
+    pred = models["ae_bonet"]["predictions"]
     results.write_csv(cfg.run_dir / "predictions.csv", pred)
     results.write_csv(cfg.run_dir / "history.csv", models["ae_bonet"]["history"])
     figs = {
@@ -290,7 +285,8 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
         cfg,
         {
             "models": {
-                k: {kk: vv for kk, vv in v.items() if kk != "history"} for k, v in models.items()
+                k: {kk: vv for kk, vv in v.items() if kk not in ("history", "predictions")}
+                for k, v in models.items()
             },
             "mean_predictor": mean,
         },

@@ -2,9 +2,10 @@
 
 ``load_images`` decodes (8/16-bit, gray/RGB/RGBA -> 8-bit gray), resizes to ``S x S`` (aspect not
 kept, as paper 1 does) and keeps the uint8 array in a per-process cache, so train, validation and
-test sets and every model of a notebook reuse one decode. ``make_dataset`` turns the cached array
-into a ``tf.data`` pipeline: shuffle (training) -> batch -> scale to [0, 1] -> channels -> random
-horizontal and vertical flips (training only) -> prefetch.
+test sets and every model of a notebook reuse one decode. ``make_dataset`` feeds batches of those
+uint8 images: a ``tf.data`` pipeline under TensorFlow (``nblib.tfbackend``), a backend-neutral
+``keras.utils.PyDataset`` elsewhere. Scaling to [0, 1], channels and random flips happen in the
+model's first layers, on the accelerator.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ import pandas as pd
 _CACHE: dict[tuple, np.ndarray] = {}
 _PATHS: dict[str, list[str]] = {}  # cache key digest -> the paths of its rows
 DECODES = {"count": 0}  # images decoded from disk in this process (the tests read it)
-MAX_IN_GRAPH_BYTES = (
-    1_500_000_000  # larger caches are fed by a generator (graph protobuf limit 2 GB)
-)
 
 
 def decode(path: str | Path, image_size: int) -> np.ndarray:
@@ -123,72 +121,121 @@ def make_dataset(
     batch_size: int,
     training: bool,
     target: str | None = "boneage",
-    channels: int = 3,
     seed: int = 0,
     cache_dir: Path | str | None = None,
+    feed: str = "auto",
 ):
-    """A batched ``tf.data.Dataset`` over ``df`` from the decoded-once cache.
+    """Batches of raw uint8 images ``[B, S, S, 1]`` from the decoded-once cache.
 
-    Yields ``(x, y)``: ``x`` float32 ``[B, S, S, channels]`` in [0, 1], ``y`` float32 ``[B]``
-    (``target="boneage"``), ``(x, x)`` with ``target="image"`` (autoencoder), or ``x`` alone
-    with ``target=None``. Training: reshuffled every epoch and each image flipped horizontally
-    and vertically at random, independently. Otherwise: ``df`` order, no augmentation.
+    Yields ``(x, y)`` with ``y`` float32 ``[B]`` (``target="boneage"``), ``(x, x / 255)`` with
+    ``target="image"`` (the autoencoder's float target), or ``x`` alone with ``target=None``.
+    Training: a new seeded order every epoch (the same seed gives the same orders; the two
+    feeds order differently); otherwise ``df`` order. Scaling, channels and the
+    random flips are the model's first layers (``nblib.models.layers.image_input``), so they run
+    on the accelerator and a saved model takes a raw image.
+
+    ``feed``: ``"tf.data"`` (a ``tf.data`` pipeline), ``"pydataset"`` (a backend-neutral
+    ``keras.utils.PyDataset``), or ``"auto"``: tf.data under the TensorFlow backend, where it
+    was measured faster, PyDataset under JAX and PyTorch (no TensorFlow needed).
     """
-    import tensorflow as tf
-
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     if len(df) == 0:
         raise ValueError("Cannot make a dataset from an empty table")
+    if target not in ("boneage", "image", None):
+        raise ValueError(f"target must be 'boneage', 'image' or None, got {target!r}")
     images = load_images(df, image_size, cache_dir=cache_dir)
     labels = (
         df["boneage"].to_numpy(np.float32) if "boneage" in df else np.zeros(len(df), np.float32)
     )
-    n = len(images)
-    if images.nbytes <= MAX_IN_GRAPH_BYTES:
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        if training:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
-    else:  # too big to embed in the graph: gather batches in Python from the same cache
-        rng = np.random.default_rng(seed)
+    if feed == "auto":
+        import keras
 
-        def batches():
-            order = rng.permutation(n) if training else np.arange(n)
-            for s in range(0, n, batch_size):
-                idx = np.sort(order[s : s + batch_size])
-                yield images[idx], labels[idx]
+        feed = "tf.data" if keras.backend.backend() == "tensorflow" else "pydataset"
+    source = BatchSource(images, labels, batch_size, training, target, seed)
+    if feed == "tf.data":
+        from nblib import tfbackend
 
-        sig = (
-            tf.TensorSpec([None, image_size, image_size], tf.uint8),
-            tf.TensorSpec([None], tf.float32),
+        return tfbackend.dataset(source)
+    if feed != "pydataset":
+        raise ValueError(f"feed must be auto, tf.data or pydataset, got {feed!r}")
+    return _batches_class()(source)
+
+
+def epoch_order(n: int, seed: int, epoch: int, training: bool) -> np.ndarray:
+    """The order rows are fed in one epoch: seeded by (seed, epoch) when training, else 0..n-1.
+
+    A pure function of its arguments, so the order never depends on thread timing, and a resumed
+    run feeds epoch k exactly as an uninterrupted one does.
+    """
+    if not training:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class BatchSource:
+    """Batch ``i`` of the current epoch, gathered from the uint8 cache; no framework needed.
+
+    Both feeds wrap it: ``tfbackend.dataset`` (tf.data) and ``Batches`` (keras PyDataset). The
+    epoch advances when a feed finishes one; :meth:`set_epoch` sets it for a resumed training.
+    """
+
+    def __init__(self, images, labels, batch_size, training, target, seed):
+        self.images, self.labels = images, labels
+        self.batch_size, self.training, self.target, self.seed = (
+            batch_size,
+            training,
+            target,
+            seed,
         )
-        ds = tf.data.Dataset.from_generator(batches, output_signature=sig)
-    flip_seed = tf.random.Generator.from_seed(seed) if training else None
+        self.set_epoch(0)
 
-    def prep(x, y):
-        if training:  # flip the uint8 batch: a quarter of the bytes of the float image
-            b = tf.shape(x)[0]
-            lr = flip_seed.uniform([b, 1, 1]) < 0.5
-            ud = flip_seed.uniform([b, 1, 1]) < 0.5
-            x = tf.where(lr, tf.reverse(x, axis=[2]), x)
-            x = tf.where(ud, tf.reverse(x, axis=[1]), x)
-        x = tf.cast(x, tf.float32)[..., None] * (1.0 / 255.0)
-        if channels == 3:
-            x = tf.tile(x, [1, 1, 1, 3])
-        if target == "image":
-            return x, x
-        if target is None:
-            return x
-        return x, y
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order = epoch_order(len(self.images), self.seed, epoch, self.training)
 
-    ds = ds.map(prep, num_parallel_calls=2, deterministic=True).prefetch(2)
-    opts = tf.data.Options()
-    # Autotuning re-plans buffers at every epoch boundary; on this small CPU it stalled fit() for
-    # seconds per epoch. Fixed parallelism and prefetch depth keep the model fed without it.
-    opts.autotune.enabled = False
-    opts.experimental_deterministic = True
-    return ds.with_options(opts)
+    def __len__(self) -> int:
+        return steps(len(self.images), self.batch_size)
+
+    def batch_indices(self, i: int):
+        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        return idx, idx
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        x = self.images[idx][..., None]
+        if self.target == "image":
+            return x, x.astype(np.float32) * np.float32(1.0 / 255.0)
+        if self.target is None:
+            return (x,)
+        return x, self.labels[idx]
+
+
+def _batches_class():
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        """A :class:`BatchSource` as a Keras PyDataset (JAX, PyTorch, or TensorFlow on request).
+
+        Two worker threads gather the next batches while the accelerator works on this one;
+        Keras keeps their order, so what is fed never depends on the threads' timing.
+        """
+
+        def __init__(self, source: BatchSource):
+            super().__init__(workers=2, use_multiprocessing=False, max_queue_size=8)
+            self.source = source
+
+        def set_epoch(self, epoch: int) -> None:
+            self.source.set_epoch(epoch)
+
+        def __len__(self):
+            return len(self.source)
+
+        def __getitem__(self, i):
+            return self.source[i]
+
+        def on_epoch_end(self):
+            self.source.set_epoch(self.source.epoch + 1)
+
+    return Batches
 
 
 def steps(n: int, batch_size: int) -> int:

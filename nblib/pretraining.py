@@ -36,20 +36,50 @@ def keras_two_accuracy(y_true, y_pred):
     return keras.ops.mean(keras.ops.reshape(eq, (keras.ops.shape(eq)[0], -1)), axis=-1)
 
 
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """The 11x11 Gaussian window (sigma 1.5) of Wang et al.'s SSIM, as a conv kernel [k, k, 1, 1]."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    g /= g.sum()
+    return np.outer(g, g).astype("float32")[:, :, None, None]
+
+
+_WINDOW = _gaussian_window()
+
+
 @keras.saving.register_keras_serializable(package="nblib")
 def psnr(y_true, y_pred):
-    """Per-image PSNR (dB) of images in [0, 1]."""
-    import tensorflow as tf
-
-    return tf.image.psnr(y_true, y_pred, max_val=1.0)
+    """Per-image PSNR (dB) of images in [0, 1]: ``10 log10(1 / MSE)`` (``keras.ops``: any backend)."""
+    ops = keras.ops
+    t, p = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+    mse = ops.mean(ops.reshape(ops.square(t - p), (ops.shape(t)[0], -1)), axis=-1)
+    return -10.0 * ops.log(mse) / np.log(10.0)
 
 
 @keras.saving.register_keras_serializable(package="nblib")
 def ssim(y_true, y_pred):
-    """Per-image SSIM of images in [0, 1]."""
-    import tensorflow as tf
+    """Per-image SSIM of images in [0, 1] (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5,
+    K1 0.01, K2 0.03, valid positions only, averaged over positions and channels: the definition
+    ``tf.image.ssim`` uses), in ``keras.ops`` so it runs on any backend."""
+    ops = keras.ops
+    t, p = ops.cast(y_true, "float32"), ops.cast(y_pred, "float32")
+    # channels into the batch: each channel is filtered on its own
+    c = ops.shape(t)[-1]
+    t = ops.reshape(ops.transpose(t, (0, 3, 1, 2)), (-1, ops.shape(t)[1], ops.shape(t)[2], 1))
+    p = ops.reshape(ops.transpose(p, (0, 3, 1, 2)), (-1, ops.shape(p)[1], ops.shape(p)[2], 1))
+    w = ops.convert_to_tensor(_WINDOW)
 
-    return tf.image.ssim(y_true, y_pred, max_val=1.0)
+    def blur(x):
+        return ops.conv(x, w, strides=1, padding="valid")
+
+    c1, c2 = 0.01**2, 0.03**2
+    mt, mp = blur(t), blur(p)
+    vt = blur(t * t) - mt * mt
+    vp = blur(p * p) - mp * mp
+    cov = blur(t * p) - mt * mp
+    s = ((2 * mt * mp + c1) * (2 * cov + c2)) / ((mt * mt + mp * mp + c1) * (vt + vp + c2))
+    per_channel = ops.mean(ops.reshape(s, (ops.shape(s)[0], -1)), axis=-1)
+    return ops.mean(ops.reshape(per_channel, (-1, c)), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="nblib")
@@ -80,8 +110,12 @@ def stage_ends(stages) -> list[int]:
     return [int(v) for v in np.cumsum([int(s) for s in stages])]
 
 
-def pretrain(cfg, model: keras.Model, train_ds, val_ds, stages=None, run_dir=None) -> pd.DataFrame:
-    """Train through the stages (training continues across them) and write ``stages.csv``.
+def pretrain(
+    cfg, model: keras.Model, train_ds, val_ds, stages=None, run_dir=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train through the stages (training continues across them); return ``(stages, history)``.
+
+    Writes ``stages.csv`` (one row per stage) beside ``history.csv`` (one row per epoch).
 
     Each stage trains to its cumulative epoch through :func:`training.fit`, so a killed run
     resumes inside the stage it was in. A stage's row holds the training loss and accuracy of its
@@ -123,17 +157,16 @@ def pretrain(cfg, model: keras.Model, train_ds, val_ds, stages=None, run_dir=Non
             }
         )
         results.write_csv(run_dir / "stages.csv", pd.DataFrame(rows))
-    if len(rows) == len(
-        ends
-    ):  # make sure the model holds the final weights even if nothing ran now
-        training.fit(
-            model,
-            train_ds,
-            val_ds,
-            cfg,
-            run_dir=run_dir,
-            epochs=ends[-1],
-            restore_best=False,
-            verbose=0,
-        )
-    return pd.DataFrame(rows)
+    # The model holds the final weights (also when every stage had finished before this call), and
+    # the returned history covers every epoch of every stage.
+    history = training.fit(
+        model,
+        train_ds,
+        val_ds,
+        cfg,
+        run_dir=run_dir,
+        epochs=ends[-1],
+        restore_best=False,
+        verbose=0,
+    )
+    return pd.DataFrame(rows), history

@@ -25,8 +25,10 @@ from nblib.config import ROOT
 
 PACKAGES = (
     "tensorflow",
-    "tensorflow-cpu",
     "keras",
+    "jax",
+    "jaxlib",
+    "torch",
     "numpy",
     "pandas",
     "opencv-python",
@@ -145,12 +147,12 @@ def hardware() -> dict[str, Any]:
         "platform": platform.platform(),
     }
     try:
-        import tensorflow as tf
+        import keras
 
-        gpus = tf.config.list_physical_devices("GPU")
-        info["gpus"] = [
-            tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
-        ]
+        from nblib import training
+
+        info["backend"] = keras.backend.backend()
+        info["gpus"] = training.accelerators()
     except Exception:  # noqa: BLE001 - provenance must never fail a run
         info["gpus"] = []
     return info

@@ -26,54 +26,182 @@ from nblib import metrics as nb_metrics
 from nblib import results
 
 
-def gpu_present() -> bool:
-    import tensorflow as tf
+def backend() -> str:
+    """The Keras backend in use: ``tensorflow`` (the default), ``jax`` or ``torch``."""
+    return keras.backend.backend()
 
-    return bool(tf.config.list_physical_devices("GPU"))
+
+def accelerators() -> list[str]:
+    """Names of the GPUs the backend sees (empty on a CPU-only machine)."""
+    b = backend()
+    if b == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    if b == "torch":
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [torch.cuda.get_device_name(i) for i in range(n)]
+    from nblib import tfbackend
+
+    return tfbackend.gpu_names()
+
+
+def gpu_present() -> bool:
+    return bool(accelerators())
 
 
 def _switch(value: str) -> bool:
     return value == "on" or (value == "auto" and gpu_present())
 
 
-def setup(cfg):
-    """Apply the precision switch and return the distribution strategy for ``cfg``.
-
-    ``strategy``: ``auto`` = MultiWorkerMirroredStrategy when ``TF_CONFIG`` is set,
-    MirroredStrategy when more than one GPU (or logical CPU device) is visible, the default
-    strategy otherwise; ``default``, ``mirrored`` and ``multiworker`` force one.
-    """
-    import tensorflow as tf
-
-    keras.mixed_precision.set_global_policy(
-        "mixed_float16" if _switch(cfg.mixed_precision) else "float32"
+def precision_policy(cfg) -> str:
+    """``float32``, or with mixed precision on: ``mixed_bfloat16`` where the hardware has bf16
+    (NVIDIA Ampere and later, and CPUs), else ``mixed_float16``."""
+    if not _switch(cfg.mixed_precision):
+        return "float32"
+    names = " ".join(accelerators()).upper()
+    old_gpu = names and not any(
+        k in names
+        for k in (
+            "A100",
+            "A10",
+            "A30",
+            "A40",
+            "H100",
+            "H200",
+            "L4",
+            "L40",
+            "RTX 30",
+            "RTX 40",
+            "RTX 50",
+            "B100",
+            "B200",
+            "GH200",
+            "RTX A",
+        )
     )
-    kind = cfg.strategy
-    if kind == "auto":
-        if os.environ.get("TF_CONFIG"):
-            kind = "multiworker"
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            kind = "mirrored"
-        else:
-            kind = "default"
-    if kind == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if kind == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.get_strategy()
+    return "mixed_float16" if old_gpu else "mixed_bfloat16"
+
+
+def strategy_kind(requested: str, n_gpus: int, tf_config: str | None) -> str:
+    """Which distribution strategy ``requested`` means on this machine.
+
+    ``auto`` = ``multiworker`` when ``TF_CONFIG`` describes a cluster, ``mirrored`` when more than
+    one GPU is visible, ``default`` (one device) otherwise; any other value is taken as given.
+    """
+    if requested != "auto":
+        return requested
+    if tf_config:
+        return "multiworker"
+    return "mirrored" if n_gpus > 1 else "default"
+
+
+class _NoScope:
+    """What ``setup`` returns where the backend distributes without a scope (JAX, PyTorch)."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def make_deterministic(cfg) -> None:
+    """Seed everything and make the backend's kernels deterministic when ``cfg.deterministic``.
+
+    TensorFlow: ``tf.config.experimental.enable_op_determinism`` (ops without a deterministic
+    kernel then raise instead of varying). JAX: XLA's ``--xla_gpu_deterministic_ops`` flag (XLA on
+    a CPU is deterministic already), which JAX reads when it first touches a device: a notebook
+    calls this before building any model. The input feed's order is a pure function of (seed,
+    epoch) whatever the backend.
+    """
+    from nblib import config
+
+    config.set_seed(cfg.seed)
+    if not cfg.deterministic:
+        return
+    b = backend()
+    if b == "tensorflow":
+        from nblib import tfbackend
+
+        tfbackend.enable_determinism()
+    elif b == "jax":
+        flag = "--xla_gpu_deterministic_ops=true"
+        if flag not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+    elif b == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def save_model(model: keras.Model, path: Path | str) -> Path:
+    """Save ``model`` as ``.keras`` (atomically) without its training configuration.
+
+    The saved file holds only built-in Keras layers and the weights: it loads with
+    ``keras.saving.load_model(path, safe_mode=True)`` in a fresh interpreter, on any backend,
+    without importing nblib (the training-only metrics, such as R2, stay behind), and it takes
+    raw uint8 gray images ``[N, S, S, 1]``.
+    """
+    export = keras.models.clone_model(model)
+    export.set_weights(model.get_weights())
+    with results.atomic_path(path) as tmp:
+        export.save(tmp)
+    return Path(path)
+
+
+def setup(cfg):
+    """Seed, determinism, precision policy and distribution for ``cfg``; return a strategy.
+
+    The returned object has ``scope()`` and ``num_replicas_in_sync``. TensorFlow:
+    ``tf.distribute`` (MultiWorkerMirroredStrategy when ``TF_CONFIG`` is set, MirroredStrategy
+    over several GPUs, or over the logical CPUs when ``mirrored`` is asked for on a CPU). JAX:
+    ``keras.distribution.DataParallel`` over every device (after ``jax.distributed.initialize()``
+    when ``multiworker`` is asked for), set globally, with a no-op scope. Mixed precision follows
+    :func:`precision_policy`; the models keep their input layers and output in float32.
+    """
+    make_deterministic(cfg)
+    keras.mixed_precision.set_global_policy(precision_policy(cfg))
+    b = backend()
+    if b == "jax":
+        import jax
+
+        kind = strategy_kind(cfg.strategy, len(accelerators()), os.environ.get("TF_CONFIG"))
+        if kind == "multiworker":
+            jax.distributed.initialize()
+        if kind in ("mirrored", "multiworker") and len(jax.devices()) > 1:
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=jax.devices())
+            )
+        return _NoScope()
+    if b != "tensorflow":
+        return _NoScope()
+    from nblib import tfbackend
+
+    gpus = len(accelerators())
+    return tfbackend.strategy(strategy_kind(cfg.strategy, gpus, os.environ.get("TF_CONFIG")))
 
 
 def compile_model(
     model: keras.Model, cfg, loss: str = "msle", metrics: list | None = None
 ) -> keras.Model:
-    """Adam at ``cfg.learning_rate``, ``loss`` (paper 1: MSLE; paper 2: MSE), per-epoch metrics."""
+    """Adam at ``cfg.learning_rate``, ``loss`` (paper 1: MSLE; paper 2: MSE), per-epoch metrics.
+
+    ``cfg.bn_momentum`` is applied to every BatchNorm first; ``cfg.clipnorm`` > 0 clips each
+    step's gradient norm. ``cfg.xla`` compiles the step with XLA on TensorFlow; JAX always does.
+    """
+    from nblib.models import layers as model_layers
+
+    model_layers.set_bn_momentum(model, cfg.bn_momentum)
+    opt = {"clipnorm": cfg.clipnorm} if cfg.clipnorm else {}
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate, **opt),
         loss=loss,
         metrics=nb_metrics.keras_regression_metrics() if metrics is None else metrics,
-        jit_compile=_switch(cfg.xla),
+        jit_compile=True if backend() == "jax" else _switch(cfg.xla),
     )
     return model
 
@@ -213,10 +341,13 @@ def fit(
         if state["epoch"]:
             print(f"Continuing from the checkpoint of epoch {state['epoch']} in {ckpt}")
     start = state["epoch"]
+    if hasattr(train_ds, "set_epoch"):  # feed epoch ``start`` as an uninterrupted run would
+        train_ds.set_epoch(start)
     if start < total and not state.get("stopped_early"):
         cb = _Checkpointer(
             ckpt, history_path, rows, state, cfg, total, monitor if val_ds is not None else "loss"
         )
+        t0 = time.perf_counter()
         model.fit(
             train_ds,
             validation_data=val_ds,
@@ -225,6 +356,13 @@ def fit(
             callbacks=[cb],
             shuffle=False,  # the pipeline shuffles
             verbose=verbose,
+        )
+        wall = time.perf_counter() - t0
+        inside = sum(r["seconds"] for r in rows if r["epoch"] > start)
+        # Time outside the epochs: graph building, checkpoint writes and any stall between epochs.
+        print(
+            f"Trained epochs {start + 1}-{state['epoch']} in {wall:.0f} s "
+            f"({inside:.0f} s inside epochs, {wall - inside:.0f} s around them)"
         )
     if restore_best and (ckpt / "best.weights.h5").is_file():
         model.load_weights(ckpt / "best.weights.h5")
@@ -253,6 +391,8 @@ def _signature(model: keras.Model, cfg) -> str:
         "warmup_epochs",
         "seed",
         "patience",
+        "bn_momentum",
+        "clipnorm",
     )
     d = cfg.to_dict()
     text = (

@@ -20,9 +20,11 @@ def test_parameter_counts_are_pinned():
 
 
 def test_every_layer_is_named_by_its_block():
-    ae, _ = autoencoder.build(32, 0.125)
-    prefixes = ("image", "enc", "bottleneck", "dec", "reconstruction")
-    assert all(layer.name.startswith(prefixes) for layer in ae.layers)
+    ae, enc = autoencoder.build(32, 0.125)
+    assert [layer.name for layer in ae.layers[:3]] == ["image", "to_unit", "encoder"]
+    assert all(layer.name.startswith(("dec", "reconstruction")) for layer in ae.layers[3:])
+    prefixes = ("unit_image", "enc", "bottleneck")
+    assert all(layer.name.startswith(prefixes) for layer in enc.layers)
     with pytest.raises(ValueError, match="multiple of 16"):
         autoencoder.build(40, 0.125)
 
@@ -50,6 +52,21 @@ def test_psnr_and_ssim_by_hand():
     img = np.random.default_rng(1).random((2, 16, 16, 1)).astype("float32")
     ssim.update_state(img, img)
     assert float(ssim.result()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_ssim_and_psnr_match_tensorflow_on_noisy_images():
+    # keras.ops versions (any backend) against tf.image's definitions, on images that differ.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 32, 32, 1)).astype("float32")
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(pretraining.ssim(a, b)), tf.image.ssim(a, b, max_val=1.0).numpy(), atol=1e-4
+    )
+    np.testing.assert_allclose(
+        np.asarray(pretraining.psnr(a, b)), tf.image.psnr(a, b, max_val=1.0).numpy(), atol=1e-3
+    )
 
 
 def test_stage_ends_are_cumulative():

@@ -12,21 +12,19 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from nblib.models.layers import conv_bn_act, scaled
+from nblib.models.layers import conv_bn_act, image_input, scaled
 
 ENCODER_FILTERS = (64, 128, 256, 512)
 BOTTLENECK = 1024
 
 
-def build(
-    image_size: int = 256, width: float = 1.0, channels: int = 1
-) -> tuple[keras.Model, keras.Model]:
-    """Return ``(autoencoder, encoder)``; the encoder shares its layers (and weights) with the autoencoder."""
+def encoder(image_size: int = 256, width: float = 1.0) -> keras.Model:
+    """The encoder alone, on ``[0, 1]`` float images ``[S, S, 1]``: what AE-BoNet fine-tunes."""
     if image_size % 16:
         raise ValueError(
             f"The autoencoder pools four times: image_size must be a multiple of 16, got {image_size}"
         )
-    inputs = keras.Input((image_size, image_size, channels), name="image")
+    inputs = keras.Input((image_size, image_size, 1), name="unit_image")
     x = inputs
     for i, f in enumerate(ENCODER_FILTERS, start=1):
         x = conv_bn_act(x, scaled(f, width), 3, activation="relu", name=f"enc{i}")
@@ -34,12 +32,21 @@ def build(
     code = conv_bn_act(
         x, scaled(BOTTLENECK, width), 3, activation="relu", name="bottleneck"
     )  # 16x16x1024
-    encoder = keras.Model(inputs, code, name="encoder")
-    x = code
+    return keras.Model(inputs, code, name="encoder")
+
+
+def build(image_size: int = 256, width: float = 1.0) -> tuple[keras.Model, keras.Model]:
+    """Return ``(autoencoder, encoder)``; the encoder is a layer of the autoencoder (shared weights).
+
+    The autoencoder takes a raw uint8 gray image ``[S, S, 1]`` and reconstructs it in ``[0, 1]``
+    (its training target is the image divided by 255). No flips: the reconstruction target
+    would have to be flipped alike, and paper 2 states no augmentation.
+    """
+    enc = encoder(image_size, width)
+    inputs, x = image_input(image_size, channels=1, flips=False)
+    x = enc(x)
     for i, f in enumerate(reversed(ENCODER_FILTERS), start=1):
         x = layers.UpSampling2D(2, name=f"dec{i}_up")(x)  # 32, 64, 128, 256
         x = conv_bn_act(x, scaled(f, width), 3, activation="relu", name=f"dec{i}")
-    out = layers.Conv2D(channels, 1, activation="sigmoid", dtype="float32", name="reconstruction")(
-        x
-    )
-    return keras.Model(inputs, out, name="autoencoder"), encoder
+    out = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="reconstruction")(x)
+    return keras.Model(inputs, out, name="autoencoder"), enc

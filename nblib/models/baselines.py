@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 
 from nblib.models.bonet import head
+from nblib.models.layers import image_input
 
 BACKBONES = {
     "xception": ("Xception", keras.applications.Xception, 71),
@@ -23,11 +24,13 @@ VGG_MEANS_BGR = [-103.939, -116.779, -123.68]  # subtracted after scaling to 0-2
 def build(
     name: str,
     image_size: int,
+    *,
     weights: str | None = "imagenet",
     width: float = 1.0,
+    flips: bool = True,
     output_bias: float = 0.0,
 ) -> keras.Model:
-    """``name`` in xception, vgg16, inception_v3, mobilenet; 3-channel input in [0, 1].
+    """``name`` in xception, vgg16, inception_v3, mobilenet, on raw uint8 gray images.
 
     ``width`` is MobileNet's alpha (the other backbones have no width). Inputs are scaled to each
     backbone's expected range inside the model, so all take the same pipeline.
@@ -45,13 +48,13 @@ def build(
                 f"ImageNet MobileNet weights exist for alpha {MOBILENET_ALPHAS}, got {width}"
             )
         kwargs["alpha"] = width
-    inputs = keras.Input((image_size, image_size, 3), name="image")
+    inputs, x = image_input(image_size, channels=3, flips=flips)  # [0, 1], three channels
     if name == "vgg16":
         # keras.applications.vgg16.preprocess_input ("caffe"): 0-255, BGR, minus the ImageNet
         # channel means. A gray image tiled to three channels needs no BGR swap.
-        scaled = keras.layers.Rescaling(255.0, offset=VGG_MEANS_BGR, name="caffe")(inputs)
+        scaled = keras.layers.Rescaling(255.0, offset=VGG_MEANS_BGR, name="caffe")(x)
     else:  # "tf" preprocessing of Xception, InceptionV3 and MobileNet: [-1, 1]
-        scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)
+        scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
     try:
         backbone = app(
             include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **kwargs

@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from nblib.models import autoencoder
-from nblib.models.layers import regression_output
+from nblib.models.layers import image_input, regression_output
 
 
 def head(features, name: str = "head", output_bias: float = 0.0):
@@ -30,14 +30,17 @@ def head(features, name: str = "head", output_bias: float = 0.0):
     return regression_output(x, bias=output_bias)
 
 
-def build(encoder: keras.Model, output_bias: float = 0.0, name: str = "ae_bonet") -> keras.Model:
-    """AE-BoNet on ``encoder`` (trainable: fine-tuned, not frozen)."""
+def build(
+    encoder: keras.Model, *, flips: bool = True, output_bias: float = 0.0, name: str = "ae_bonet"
+) -> keras.Model:
+    """AE-BoNet on ``encoder`` (trainable: fine-tuned, not frozen), taking raw uint8 gray images."""
     encoder.trainable = True
-    return keras.Model(encoder.inputs, head(encoder.output, output_bias=output_bias), name=name)
+    inputs, x = image_input(encoder.input.shape[1], channels=1, flips=flips)
+    return keras.Model(inputs, head(encoder(x), output_bias=output_bias), name=name)
 
 
 def from_pretrained(
-    weights_path: Path | str, image_size: int, width: float, output_bias: float = 0.0
+    weights_path: Path | str, image_size: int, width: float, *, output_bias: float = 0.0
 ) -> keras.Model:
     """AE-BoNet with the encoder weights written by ``05_autoencoder_pretraining``."""
     weights_path = Path(weights_path)
@@ -46,7 +49,7 @@ def from_pretrained(
             f"Encoder weights {weights_path} not found: run notebooks/05_autoencoder_pretraining.ipynb first "
             "(same profile and output_dir), e.g. ./run_all.sh --only 05"
         )
-    _, encoder = autoencoder.build(image_size, width)
+    encoder = autoencoder.encoder(image_size, width)
     try:
         encoder.load_weights(weights_path)
     except ValueError as exc:
@@ -54,10 +57,10 @@ def from_pretrained(
             f"Encoder weights {weights_path} do not fit an encoder at {image_size} px and width "
             f"{width} (were they made with another profile?): {exc}"
         ) from None
-    return build(encoder, output_bias)
+    return build(encoder, output_bias=output_bias)
 
 
-def random_init(image_size: int, width: float, output_bias: float = 0.0) -> keras.Model:
+def random_init(image_size: int, width: float, *, output_bias: float = 0.0) -> keras.Model:
     """The same AE-BoNet with a randomly initialised encoder."""
-    _, encoder = autoencoder.build(image_size, width)
-    return build(encoder, output_bias, name="ae_bonet_random_init")
+    encoder = autoencoder.encoder(image_size, width)
+    return build(encoder, output_bias=output_bias, name="ae_bonet_random_init")
