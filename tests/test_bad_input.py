@@ -265,3 +265,68 @@ def test_every_image_upper_case_is_hinted(tmp_path):
 def test_real_sample_has_no_problem_and_no_warning(shared_dir):
     df = data.load_dataset(shared_dir / "data" / "rsna-sample")
     assert len(df) == 1000 and df.attrs["dropped"] == [] and df.attrs["warnings"] == []
+
+
+# --- item 6 and parameters: profile and parameter mistakes --------------------------------------
+
+
+def _profile(tmp_path, monkeypatch, text):
+    (tmp_path / "smoke.yaml").write_text(text)
+    monkeypatch.setattr(config, "PARAMS_DIR", tmp_path)
+
+
+def test_misspelt_notebook_section_is_refused(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 1\n03_resnet-50:\n  epochs: 5\n")
+    with pytest.raises(ValueError, match="unknown section '03_resnet-50'") as exc:
+        config.make("03_resnet50", "smoke")
+    assert "did you mean '03_resnet50'" in str(exc.value) and "smoke.yaml" in str(exc.value)
+
+
+def test_every_existing_notebook_is_a_valid_section(tmp_path, monkeypatch):
+    stems = config.notebook_stems()
+    assert "03_resnet50" in stems and "07_comparison" in stems
+    _profile(tmp_path, monkeypatch, "".join(f"{s}:\n  epochs: 2\n" for s in stems))
+    assert config.make("03_resnet50", "smoke").epochs == 2
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 1\n  batch_size: [8\n03_resnet50:\n")
+    with pytest.raises(ValueError, match="smoke.yaml is not valid YAML at line") as exc:
+        config.make("03_resnet50", "smoke")
+    assert "Traceback" not in str(exc.value)
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("TRUE", True)])
+def test_boolean_strings_mean_what_they_say(text, expected):
+    cfg = config.make("03_resnet50", "smoke", drop_bad=text)
+    assert cfg.drop_bad is expected  # "false" counted as true and dropped rows
+
+
+@pytest.mark.parametrize("value", ["no", 1, "yes", 0.0])
+def test_other_boolean_values_are_refused(value):
+    with pytest.raises(ValueError, match="drop_bad must be true or false"):
+        config.make("03_resnet50", "smoke", drop_bad=value)
+
+
+def test_profile_boolean_string_is_read_properly(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, 'common:\n  drop_bad: "false"\n')
+    assert config.make("03_resnet50", "smoke").drop_bad is False
+
+
+def test_parameters_that_slipped_through_are_all_listed():
+    with pytest.raises(ValueError) as exc:
+        config.make("03_resnet50", "smoke", epochs=2.7, batch_size=1e9, seed=2**32)
+    msg = str(exc.value)
+    assert "epochs must be a whole number, got 2.7" in msg
+    assert "batch_size must be between 1 and 4096" in msg
+    assert "seed must be between 0 and 2**32-1" in msg
+    assert config.make("03_resnet50", "smoke", epochs=3.0, seed=2**32 - 1).epochs == 3
+
+
+def test_boneage_set_applies_after_the_profile_before_parameters(monkeypatch):
+    monkeypatch.setenv(config.SET_ENV, '{"drop_bad": true, "epochs": 4, "patience": 2}')
+    cfg = config.make("03_resnet50", "smoke", epochs=None, patience=3)
+    assert cfg.drop_bad is True and cfg.epochs == 4 and cfg.patience == 3
+    monkeypatch.setenv(config.SET_ENV, "drop_bad=true")
+    with pytest.raises(ValueError, match="BONEAGE_SET must be a JSON object"):
+        config.make("03_resnet50", "smoke")
