@@ -128,6 +128,25 @@ def test_upper_case_csv_is_found(tmp_path):
     assert len(data.load_dataset(folder)) == 6
 
 
+def test_several_csvs_without_a_kaggle_name_are_refused(tmp_path):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("id,boneage,male\n1,100,True\n")
+    with pytest.raises(ValueError, match="several CSV files") as exc:
+        data.load_dataset(tmp_path)
+    assert "a.csv, b.csv" in str(exc.value)
+
+
+def test_palette_png_is_named_as_unsupported(tmp_path):
+    from PIL import Image
+
+    folder = _folder(tmp_path, n=6)
+    p = folder / "boneage-training-dataset" / "2.png"
+    Image.fromarray(_hand()).convert("P").save(p)
+    with pytest.raises(data.DataError, match="unsupported PNG format") as exc:
+        data.load_dataset(folder)
+    assert exc.value.problems["id"].tolist() == ["2"]
+
+
 # --- item 7: implausible labels and images ----------------------------------------------------
 
 
