@@ -644,6 +644,8 @@ def load_for(cfg) -> pd.DataFrame:
     else:
         df = assign_split(df, cfg.split, cfg.seed)
         results.write_csv(path, df[["id", "split"]])
+        if df.attrs.get("split_note"):  # what the split did beyond the tables, kept beside it
+            results.write_text(path.with_suffix(".txt"), df.attrs["split_note"] + "\n")
     df = subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
     df.attrs["dropped"] = dropped
     df.attrs["warnings"] = warnings

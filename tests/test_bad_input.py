@@ -110,6 +110,8 @@ def test_official_split_without_a_test_table_keeps_validation(tmp_path):
     assert val == {str(i) for i in range(101, 111)}
     test = df.loc[df["split"] == "test", "id"]
     assert len(test) >= 1 and set(test) <= {str(i) for i in range(1, 21)}
+    note = data.split_file(cfg).with_suffix(".txt").read_text()
+    assert "no test table" in note and f"{len(test)} of the 20 training rows" in note
 
 
 def test_extra_csv_beside_kaggle_table_is_refused(tmp_path):
