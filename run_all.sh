@@ -4,6 +4,7 @@
 #   ./run_all.sh --profile sample         the real 1,000-image RSNA sample (../shared/data/rsna-sample)
 #   ./run_all.sh --profile paper --data /path/to/rsna    the papers' settings, for a GPU
 # Options: --profile smoke|cpu|sample|paper  --data DIR  --out DIR  --only NN|NN-MM  --force
+#          --set NAME=VALUE (repeatable; any parameter, e.g. --set drop_bad=true --set epochs=3)
 # An interrupted run resumes: finished notebooks are skipped, a notebook stopped mid-training
 # continues from its last checkpoint.
 set -euo pipefail

@@ -9,6 +9,7 @@ override both, except where they are ``None``, which means "take the profile's v
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import random
@@ -24,6 +25,10 @@ PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "cpu", "sample", "paper")
 DEFAULT_DATA_DIR = ROOT / "data" / "synthetic"
 SPLIT_PROTOCOLS = ("official", "random")
+NOTEBOOK_DIR = ROOT / "notebooks"
+MAX_BATCH_SIZE = 4096  # larger batches do not fit any accelerator at these image sizes
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
+SET_ENV = "BONEAGE_SET"  # JSON object of parameters set by ``run_all.sh --set key=value``
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,12 @@ class Config:
             problems.append(f"width must be a multiplier in (0, 4], got {self.width}")
         if self.epochs < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be at least 1, got {self.batch_size}")
+        if not (1 <= self.batch_size <= MAX_BATCH_SIZE):
+            problems.append(
+                f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}"
+            )
+        if not (0 <= self.seed <= MAX_SEED):
+            problems.append(f"seed must be between 0 and 2**32-1 ({MAX_SEED}), got {self.seed}")
         if not (0 < self.learning_rate < 1):
             problems.append(f"learning_rate must be in (0, 1), got {self.learning_rate}")
         if self.max_samples < 0:
@@ -148,31 +157,119 @@ class Config:
         return path
 
 
+def notebook_stems() -> list[str]:
+    """The series' notebooks by stem (``03_resnet50``), read from the notebooks folder."""
+    return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
 def load_profile(profile: str, notebook: str | None = None) -> dict[str, Any]:
-    """Return the merged ``common`` + notebook section of ``params/<profile>.yaml``."""
+    """Return the merged ``common`` + notebook section of ``params/<profile>.yaml``.
+
+    A section that names no notebook (a typo such as ``03_resnet-50``) is refused rather than
+    skipped, since its settings would otherwise silently not apply; so is YAML that does not parse.
+    """
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     path = PARAMS_DIR / f"{profile}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"Profile file {path} is missing")
-    doc = yaml.safe_load(path.read_text()) or {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(
+            f"Profile file {path} is not valid YAML{where}: {problem}. Fix that line."
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"Profile file {path} is not UTF-8 text ({e.reason})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"Profile file {path} must hold sections (common:, 03_resnet50:, ...)")
+    valid = ["common", *notebook_stems()]
+    problems = []
+    for name, section in doc.items():
+        if str(name) not in valid:
+            close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown section {name!r}{hint}")
+        elif section is not None and not isinstance(section, dict):
+            problems.append(f"section {name!r} must hold name: value lines, got {section!r}")
+    if problems:
+        raise ValueError(
+            f"Profile file {path}:\n  - "
+            + "\n  - ".join(problems)
+            + f"\nSections are 'common' and the notebooks: {', '.join(valid[1:])}."
+        )
     merged = dict(doc.get("common") or {})
     if notebook:
         merged.update(doc.get(notebook) or {})
     return merged
 
 
+def env_overrides() -> dict[str, Any]:
+    """Parameters set with ``run_all.sh --set key=value``, passed in ``BONEAGE_SET`` (JSON)."""
+    raw = os.environ.get(SET_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{SET_ENV} must be a JSON object ({e}); got {raw[:200]!r}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{SET_ENV} must be a JSON object of name: value, got {raw[:200]!r}")
+    return doc
+
+
 _TUPLE_FIELDS = {f.name for f in dataclasses.fields(Config) if "tuple" in str(f.type)}
 _FIELDS = {f.name for f in dataclasses.fields(Config)}
+_TYPED = {
+    f.name: {"int": int, "float": float, "bool": bool}[str(f.type)]
+    for f in dataclasses.fields(Config)
+    if str(f.type) in ("int", "float", "bool")
+}
+
+
+def _convert(name: str, value: Any, typ: type) -> Any:
+    """``value`` as ``typ``, or raise ValueError saying what ``name`` must be.
+
+    Nothing is rounded or guessed: ``epochs=2.7`` is refused (``3.0`` is 3), and a boolean must be
+    true or false (the strings too, in any case): ``"false"`` must never count as true.
+    """
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if typ is int:
+        if not np.isfinite(value) or float(value) != int(value):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def make(notebook: str, profile: str = "cpu", **params: Any) -> Config:
     """Build the validated :class:`Config` of ``notebook`` for ``profile``.
 
     ``params`` are a notebook's parameters; ``None`` or ``""`` values fall back to the profile.
-    Unknown names raise, so that a typo in a papermill ``-p`` never goes unnoticed.
+    Parameters set with ``run_all.sh --set`` (the ``BONEAGE_SET`` environment variable) apply
+    after the profile and before ``params``. Unknown names raise, so that a typo in a papermill
+    ``-p`` never goes unnoticed; every wrong value is listed in the one ValueError.
     """
     values: dict[str, Any] = load_profile(profile, notebook)
+    values.update(env_overrides())
     for k, v in params.items():
         if v is None or (isinstance(v, str) and v == "" and k in ("data_dir", "output_dir")):
             continue
@@ -194,31 +291,25 @@ def make(notebook: str, profile: str = "cpu", **params: Any) -> Config:
     for k in _TUPLE_FIELDS & set(values):
         v = values[k]
         values[k] = tuple(v) if isinstance(v, list | tuple) else (v,)
-    for k, typ in (
-        ("image_size", int),
-        ("epochs", int),
-        ("batch_size", int),
-        ("seed", int),
-        ("max_samples", int),
-        ("patience", int),
-        ("synthetic_count", int),
-        ("baseline_epochs", int),
-        ("baseline_max_samples", int),
-        ("warmup_epochs", int),
-        ("width", float),
-        ("learning_rate", float),
-        ("baseline_width", float),
-        ("bn_momentum", float),
-        ("clipnorm", float),
-    ):
+    problems = []
+    for k, typ in _TYPED.items():
         if k in values:
             try:
-                values[k] = typ(values[k])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"Parameter {k} of {notebook} must be a number, got {values[k]!r}"
-                ) from None
-    return Config(**values)
+                values[k] = _convert(k, values[k], typ)
+            except ValueError as e:
+                problems.append(str(e))
+                del values[k]  # the default stands in, so every other problem is listed too
+    try:
+        cfg = Config(**values)
+    except ValueError as e:
+        if not problems:
+            raise
+        problems += [line[4:] for line in str(e).splitlines()[1:]]
+    if problems:
+        raise ValueError(
+            "Invalid configuration for " + notebook + ":\n  - " + "\n  - ".join(problems)
+        )
+    return cfg
 
 
 def _resolve(p: Any) -> Path:

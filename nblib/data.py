@@ -12,14 +12,18 @@ nothing disappears silently.
 
 from __future__ import annotations
 
+import codecs
+import io
+import os
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from nblib import config, results
+from nblib import config, pipeline, results
 
 COLUMNS = ["id", "path", "boneage", "male", "split"]
 SPLITS = ("train", "validation", "test")
@@ -42,6 +46,21 @@ TABLES = {
 PAPER2_COUNTS = (10088, 2323, 200)  # paper 2's random split of the 12,611 training images
 RSNA_TRAIN_SIZE = 12611
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MIN_MEDIAN_AGE = 20.0  # months; a table whose median age is lower holds years, not months
+# Other image formats found where a PNG was expected, and what to do about each.
+OTHER_FORMATS = {
+    ".jpg": "convert it to PNG (only PNG is read)",
+    ".jpeg": "convert it to PNG (only PNG is read)",
+    ".dcm": "convert the DICOM file to a 16-bit PNG (only PNG is read; see data/README.md)",
+    ".tif": "convert it to PNG (only PNG is read)",
+    ".tiff": "convert it to PNG (only PNG is read)",
+    ".bmp": "convert it to PNG (only PNG is read)",
+}
+DROP_HINT = (
+    "Fix or remove them, or drop them: ./run_all.sh --set drop_bad=true (or drop_bad: true in "
+    "the profile's common section, or load_dataset(..., drop_bad=True)); dropped rows are then "
+    "listed in the run's dropped_rows.csv."
+)
 
 
 class DataError(ValueError):
@@ -55,10 +74,7 @@ class DataError(ValueError):
         ]
         shown = lines[:50] + ([f"  ... and {len(lines) - 50} more"] if len(lines) > 50 else [])
         super().__init__(
-            f"{len(problems)} bad row(s) in {source}:\n"
-            + "\n".join(shown)
-            + "\nFix or remove them, or pass drop_bad=True to drop them (they are then "
-            "listed in the run's dropped_rows.csv)."
+            f"{len(problems)} bad row(s) in {source}:\n" + "\n".join(shown) + "\n" + DROP_HINT
         )
 
 
@@ -79,13 +95,45 @@ def _parse_sex(value, kind: str) -> bool | None:
     return {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}.get(s)
 
 
+def _has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds image files of any case or format (a wrong one is named later)."""
+    exts = {".png", *OTHER_FORMATS}
+    return any(p.suffix.lower() in exts for p in folder.iterdir() if p.is_file())
+
+
 def find_image_dir(table: Path) -> Path:
     """The image folder of a table in the Kaggle layout (flat or nested), or the table's folder."""
     stem = table.with_suffix("")
     for cand in (stem / stem.name, stem):
-        if cand.is_dir() and any(cand.glob("*.png")):
+        if cand.is_dir() and _has_images(cand):
             return cand
     return table.parent
+
+
+def read_table_text(csv_path: Path) -> str:
+    """A label table's text: UTF-8 (with or without BOM), UTF-16 with a BOM, else latin-1.
+
+    Spreadsheet programs save CSV in any of these; a decode problem names the file instead of
+    ending in a bare codec error.
+    """
+    raw = csv_path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{csv_path}: starts like UTF-16 but cannot be decoded ({e.reason} at byte "
+                f"{e.start}); save it again as UTF-8 CSV"
+            ) from None
+    if b"\x00" in raw[:4096]:
+        raise ValueError(
+            f"{csv_path}: holds NUL bytes, so it is not a text CSV (UTF-16 without a byte-order "
+            "mark, or a spreadsheet/binary file); save it as UTF-8 CSV"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # every byte is valid latin-1; ids and numbers are ASCII
 
 
 def read_labels(
@@ -99,12 +147,19 @@ def read_labels(
     header) raises, since no row of it can be trusted.
     """
     csv_path = Path(csv_path)
+    if csv_path.is_dir():
+        raise ValueError(f"Label table {csv_path} is a folder, not a CSV file")
     if not csv_path.is_file():
         raise FileNotFoundError(f"Label table {csv_path} does not exist")
+    text = read_table_text(csv_path)
     try:
-        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
     except pd.errors.EmptyDataError:
         raise ValueError(f"{csv_path}: the label table is empty (no header, no rows)") from None
+    except pd.errors.ParserError as e:
+        raise ValueError(f"{csv_path}: not a readable CSV table ({e})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
     dialect = detect_dialect(list(raw.columns), str(csv_path))
     if raw.empty:
@@ -112,7 +167,7 @@ def read_labels(
     id_col, age_col, sex_col, kind = DIALECTS[dialect]
     image_dir = Path(image_dir) if image_dir else find_image_dir(csv_path)
     if split is None:
-        split = TABLES.get(csv_path.stem, "train")
+        split = TABLES.get(csv_path.stem.lower(), "train")
     rows, problems = [], []
     ids = raw[id_col].str.strip()
     dup = ids.duplicated(keep=False) & (ids != "")
@@ -152,6 +207,12 @@ def read_labels(
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["boneage"] = table["boneage"].astype(float)
     table["male"] = table["male"].astype(bool)
+    if len(table) >= 5 and table["boneage"].median() < MIN_MEDIAN_AGE:
+        raise ValueError(
+            f"{csv_path}: ages must be in months, and these look like years (median "
+            f"{table['boneage'].median():g}, largest {table['boneage'].max():g}; RSNA ages run "
+            f"1-228 months). Multiply the {age_col!r} column by 12 and run again."
+        )
     return table, pd.DataFrame(problems, columns=["id", "path", "reason"])
 
 
@@ -177,8 +238,7 @@ def load_labels(
 def load_label_tables(labels_dir: Path | str, drop_bad: bool = False) -> pd.DataFrame:
     """Every label table of a folder (Kaggle names, or its single CSV), images not checked."""
     labels_dir = Path(labels_dir)
-    if not labels_dir.is_dir():
-        raise FileNotFoundError(f"Label folder {labels_dir} does not exist")
+    _check_folder(labels_dir, "Label folder")
     tables = [load_labels(csv, drop_bad=drop_bad) for csv in find_tables(labels_dir)]
     df = pd.concat(tables, ignore_index=True)
     df.attrs["dropped"] = [r for t in tables for r in t.attrs.get("dropped", [])]
@@ -193,8 +253,10 @@ def png_problem(path: Path | str) -> str | None:
     gray, RGB, RGBA and gray+alpha are accepted (converted to 8-bit gray when decoded).
     """
     path = Path(path)
+    if path.is_dir():
+        return "is a folder, not an image file"
     if not path.is_file():
-        return "image file is missing"
+        return "image file is missing" + _missing_hint(path)
     size = path.stat().st_size
     if size == 0:
         return "image file is empty (0 bytes)"
@@ -211,6 +273,8 @@ def png_problem(path: Path | str) -> str | None:
         tail = f.read(12)
     if w == 0 or h == 0:
         return f"PNG has zero size ({w}x{h})"
+    if min(w, h) < pipeline.MIN_SIDE:
+        return f"image is only {w}x{h} px; at least {pipeline.MIN_SIDE} px a side is needed"
     if w * h > MAX_PIXELS or max(w, h) > MAX_SIDE:
         return f"image too large ({w}x{h}; limit {MAX_SIDE} px a side and {MAX_PIXELS // 1_000_000} megapixels)"
     if ctype not in (0, 2, 4, 6) or depth not in (8, 16):
@@ -218,6 +282,23 @@ def png_problem(path: Path | str) -> str | None:
     if tail[4:8] != b"IEND":
         return "truncated PNG (file ends before the IEND chunk)"
     return None
+
+
+def _missing_hint(path: Path) -> str:
+    """For a missing ``123.png``: the file of the same name in another case or format, if any."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f" (its folder {folder} does not exist either)"
+    for other in sorted(folder.glob(f"{path.stem}.*")):
+        ext = other.suffix.lower()
+        if ext == ".png":
+            return (
+                f"; {other.name} exists: rename it to {path.name} (the extension must be "
+                "lower-case .png)"
+            )
+        if ext in OTHER_FORMATS:
+            return f"; {other.name} exists instead: {OTHER_FORMATS[ext]}"
+    return ""
 
 
 def image_problems(df: pd.DataFrame) -> pd.DataFrame:
@@ -230,12 +311,55 @@ def image_problems(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["id", "path", "reason"])
 
 
+def inspect_images(
+    df: pd.DataFrame, image_size: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Headers first, then a full decode of every image: ``(problems, warnings)``, each
+    ``[id, path, reason]``. With ``image_size``, the good images, resized, go into the
+    pipeline's cache: this check is then the run's only decode of each file.
+
+    Decoding every image before training finds a damaged image body (which the header check
+    cannot see) and blank, tiny, alpha-only or inverted pictures, so that nothing fails or goes
+    wrong mid-series. Decoding runs in threads (OpenCV releases the GIL).
+    """
+    cols = ["id", "path", "reason"]
+    head = image_problems(df)
+    rest = df[~df["id"].isin(head["id"])]
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        verdicts = list(ex.map(lambda p: pipeline.inspect_image(p, image_size), rest["path"]))
+    good = [(str(p), v[2]) for p, v in zip(rest["path"], verdicts, strict=True) if v[2] is not None]
+    if good:
+        pipeline.remember([p for p, _ in good], image_size, np.stack([im for _, im in good]))
+    problems, warnings = [head], []
+    for rid, path, (problem, warning, _) in zip(rest["id"], rest["path"], verdicts, strict=True):
+        if problem:
+            problems.append(pd.DataFrame([{"id": rid, "path": path, "reason": problem}]))
+        elif warning:
+            warnings.append({"id": rid, "path": path, "reason": warning})
+    problems = [p for p in problems if not p.empty]
+    bad = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=cols)
+    return bad, pd.DataFrame(warnings, columns=cols)
+
+
 def find_tables(data_dir: Path) -> list[Path]:
-    """Label tables of a dataset folder: the Kaggle names, else the single CSV in it."""
-    found = [data_dir / f"{stem}.csv" for stem in TABLES if (data_dir / f"{stem}.csv").is_file()]
+    """Label tables of a dataset folder: the Kaggle names, else the single CSV in it.
+
+    Extensions are matched in any case (``.CSV`` too). A CSV beside the Kaggle-named tables that
+    is none of them is refused by name: ignoring it would silently leave its rows out.
+    """
+    csvs = sorted(p for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    found = [p for stem in TABLES for p in csvs if p.stem.lower() == stem]
     if found:
+        extra = [p.name for p in csvs if p not in found]
+        if extra:
+            raise ValueError(
+                f"{data_dir}: {', '.join(extra)} lies beside the Kaggle-named label tables and "
+                "would be ignored. Rename it to the table it holds (boneage-training-dataset.csv, "
+                "boneage-validation-dataset.csv or boneage-test-dataset.csv) or move it out of "
+                "the folder; see data/README.md"
+            )
         return found
-    csvs = sorted(p for p in data_dir.glob("*.csv"))
     if len(csvs) == 1:
         return csvs
     if not csvs:
@@ -250,18 +374,23 @@ def find_tables(data_dir: Path) -> list[Path]:
 
 
 def load_dataset(
-    data_dir: Path | str, drop_bad: bool = False, check_images: bool = True
+    data_dir: Path | str,
+    drop_bad: bool = False,
+    check_images: bool = True,
+    image_size: int | None = None,
 ) -> pd.DataFrame:
-    """Read every label table of ``data_dir`` and check every image (headers and tails only).
+    """Read every label table of ``data_dir`` and check every image (header, then a full decode).
 
     Every problem is collected first: one :class:`DataError` then lists every bad table, row and
     file with what is wrong. With ``drop_bad=True`` the bad rows are left out and returned in
     ``df.attrs["dropped"]`` (records: id, path, reason); a table that cannot be read at all
     (unknown header, no rows) still raises, since dropping it would silently drop a whole split.
+    Images that are probably wrong but usable (inverted) are kept, printed, and listed in
+    ``df.attrs["warnings"]`` (same records). With ``image_size`` the check's decodes, resized,
+    are what the pipeline feeds (one decode per image per run).
     """
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise FileNotFoundError(f"Data folder {data_dir} does not exist; see data/README.md")
+    _check_folder(data_dir, "Data folder")
     tables, problems, unreadable = [], [], []
     for csv in find_tables(data_dir):
         try:
@@ -290,8 +419,9 @@ def load_dataset(
             )
         )
         df = df[~cross_dup]
+    warnings = pd.DataFrame(columns=["id", "path", "reason"])
     if check_images:
-        img = image_problems(df)
+        img, warnings = inspect_images(df, image_size)
         if not img.empty:
             problems.append(img)
             df = df[~df["id"].isin(img["id"])]
@@ -309,7 +439,28 @@ def load_dataset(
         )
     df = df.reset_index(drop=True)
     df.attrs["dropped"] = bad.to_dict("records")  # records, not a DataFrame: pandas compares attrs
+    df.attrs["warnings"] = warnings.to_dict("records")
+    if len(warnings):
+        print(
+            f"WARNING: {len(warnings)} image(s) of {data_dir} look wrong but were kept:\n  - "
+            + "\n  - ".join(
+                f"id {r.id}: {r.reason} ({r.path})" for r in warnings.head(20).itertuples()
+            )
+        )
     return df
+
+
+def _check_folder(path: Path, what: str) -> None:
+    """Raise naming ``path`` unless it is an existing folder (a file is named as a file)."""
+    if path.is_file():
+        raise NotADirectoryError(
+            f"{what} {path} is a file, not a folder; give the folder that holds the label "
+            "tables and images (see data/README.md)"
+        )
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{what} {path} does not exist; see data/README.md for the layouts accepted"
+        )
 
 
 # --- splits -----------------------------------------------------------------------------------
@@ -339,23 +490,61 @@ def split_counts(n: int, protocol: str) -> tuple[int, int, int]:
 def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
     """Give every row a ``split`` under ``protocol``; same seed, same split.
 
-    ``official`` keeps the tables' own splits when validation and test tables exist, else splits
-    the training table at random (see :func:`split_counts`). ``random`` is paper 2's protocol: the
-    training table alone (12,611 images in RSNA) split 10,088/2,323/200, proportionally on smaller
-    sets; rows of other tables are then left out.
+    ``official`` keeps the tables' own splits when validation and test tables exist; when only
+    one of them exists it is kept and the other is split off the training table (seeded, the
+    official share); with neither, the training table is split at random (see
+    :func:`split_counts`). ``random`` is paper 2's protocol: the training table alone (12,611
+    images in RSNA) split 10,088/2,323/200, proportionally on smaller sets; rows of other tables
+    are then left out. What was done is printed and kept in ``df.attrs["split_note"]``.
     """
     if protocol not in ("official", "random"):
         raise ValueError(f"Unknown split protocol {protocol!r}; use 'official' or 'random'")
     df = df.copy()
-    if protocol == "official" and {"validation", "test"} <= set(df["split"]):
+    have = set(df["split"])
+    if protocol == "official" and {"validation", "test"} <= have:
         return df
+    if protocol == "official" and "train" in have and len(have) == 2:
+        return _split_off(df, ({"validation", "test"} - have).pop(), seed)
+    note = ""
     if (df["split"] == "train").any():
+        left_out = df["split"] != "train"
+        if left_out.any():
+            note = (
+                f"split '{protocol}': {int(left_out.sum())} row(s) of the validation/test tables "
+                "are left out (this protocol splits the training table alone)"
+            )
         df = df[df["split"] == "train"].copy()
     order = np.random.default_rng(seed).permutation(np.asarray(df.index))
     n_train, n_val, _ = split_counts(len(order), protocol)
     df.loc[order[:n_train], "split"] = "train"
     df.loc[order[n_train : n_train + n_val], "split"] = "validation"
     df.loc[order[n_train + n_val :], "split"] = "test"
+    if note:
+        print(note)
+        df.attrs["split_note"] = note
+    return df
+
+
+def _split_off(df: pd.DataFrame, missing: str, seed: int) -> pd.DataFrame:
+    """Keep the tables' own splits and split the ``missing`` one off the training rows (seeded).
+
+    The official share is used: 200 test or 1,425 validation images of 14,236, with the same
+    floor as :func:`split_counts`, so that no row of the given tables is discarded.
+    """
+    train = df.index[df["split"] == "train"]
+    n = len(train)
+    share = (200 if missing == "test" else 1425) / 14236
+    k = max(round(n * share), min(200, round(0.15 * n)), 1)
+    if k >= n:
+        raise ValueError(f"{n} training images are too few to split a {missing} set off")
+    order = np.random.default_rng(seed).permutation(np.asarray(train))
+    df.loc[order[:k], "split"] = missing
+    note = (
+        f"split 'official': there is no {missing} table, so {k} of the {n} training rows were "
+        f"split off as the {missing} set (seeded); the other tables' rows are kept as they are"
+    )
+    print(note)
+    df.attrs["split_note"] = note
     return df
 
 
@@ -440,29 +629,36 @@ def resolve_data_dir(cfg) -> Path:
             synthetic.generate(folder, n, k, k, seed=cfg.seed)
         return folder
     path = Path(cfg.data_dir)
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"data_dir {path} does not exist; see data/README.md for the layouts accepted"
-        )
+    _check_folder(path, "data_dir")
     return path
 
 
 def load_for(cfg) -> pd.DataFrame:
     """The table a training notebook uses: loaded, checked, split (saved list), subset."""
     data_dir = resolve_data_dir(cfg)
-    df = load_dataset(data_dir, drop_bad=cfg.drop_bad)
+    df = load_dataset(data_dir, drop_bad=cfg.drop_bad, image_size=cfg.image_size)
     dropped = df.attrs.pop("dropped", [])
+    warnings = df.attrs.pop("warnings", [])
     if dropped:
         results.write_csv(cfg.run_dir / "dropped_rows.csv", pd.DataFrame(dropped))
         print(f"Dropped {len(dropped)} bad row(s); listed in {cfg.run_dir / 'dropped_rows.csv'}")
+    if warnings:
+        results.write_csv(cfg.run_dir / "data_warnings.csv", pd.DataFrame(warnings))
+        print(
+            f"WARNING: {len(warnings)} image(s) kept despite a warning; listed in "
+            f"{cfg.run_dir / 'data_warnings.csv'}"
+        )
     path = split_file(cfg)
     if path.is_file():
         df = apply_saved_split(df, path)
     else:
         df = assign_split(df, cfg.split, cfg.seed)
         results.write_csv(path, df[["id", "split"]])
+        if df.attrs.get("split_note"):  # what the split did beyond the tables, kept beside it
+            results.write_text(path.with_suffix(".txt"), df.attrs["split_note"] + "\n")
     df = subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
     df.attrs["dropped"] = dropped
+    df.attrs["warnings"] = warnings
     df.attrs["data_dir"] = str(data_dir)
     return df
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,21 +25,152 @@ _PATHS: dict[str, list[str]] = {}  # cache key digest -> the paths of its rows
 DECODES = {"count": 0}  # images decoded from disk in this process (the tests read it)
 
 
-def decode(path: str | Path, image_size: int) -> np.ndarray:
-    """One image file -> uint8 ``S x S`` gray. Raises ValueError naming the file if unreadable."""
+RADIOGRAPH_BITS = (10, 12, 14, 16)  # bit depths radiographs are stored with in 16-bit PNGs
+MIN_SIDE = 32  # a smaller image holds no hand worth measuring
+BLANK_STD = 2.0  # gray levels of 255: below this standard deviation an image is blank
+
+
+def png_significant_bits(path: str | Path) -> int | None:
+    """The bit depth a PNG's ``sBIT`` chunk declares for its gray or colour samples, or None.
+
+    A 12-bit radiograph saved as a 16-bit PNG keeps its values in 0-4095; the sBIT chunk (when the
+    writer set it) says so. Alpha bits are ignored: they do not scale the picture.
+    """
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return None
+        ctype = None
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                return None
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"IHDR":
+                ctype = f.read(length)[9]
+                f.seek(4, 1)
+                continue
+            if kind in (b"IDAT", b"IEND"):
+                return None  # sBIT must come before the image data
+            if kind == b"sBIT":
+                body = f.read(length)
+                samples = {0: 1, 2: 3, 3: 3, 4: 1, 6: 3}.get(ctype, len(body))
+                return max(body[:samples]) if body else None
+            f.seek(length + 4, 1)
+
+
+def bits_of(img: np.ndarray, path: str | Path) -> int:
+    """The bit depth a 16-bit image is scaled by: its sBIT chunk, else the smallest of 10, 12,
+    14 and 16 bits that holds its largest value (see data/README.md)."""
+    declared = png_significant_bits(path) if str(path).lower().endswith(".png") else None
+    if declared and 1 <= declared <= 16:
+        return int(declared)
+    top = int(img.max())
+    return next(b for b in RADIOGRAPH_BITS if top <= 2**b - 1)
+
+
+def read_gray(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """One image file at full size -> (uint8 gray, its alpha channel or None).
+
+    16-bit images are scaled by their real bit depth (:func:`bits_of`), so a 12-bit radiograph
+    becomes a full-range 8-bit picture rather than a nearly black one. Raises ValueError naming
+    the file if it cannot be decoded.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an image file")
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError(f"Cannot decode image {path}: missing, empty, truncated or not an image")
+        raise ValueError(
+            f"Cannot decode image {path}: missing, empty, truncated, corrupt or not an image"
+        )
+    alpha = None
     if img.ndim == 3:
-        code = cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-        img = cv2.cvtColor(img, code)
+        if img.shape[2] == 4:
+            alpha = img[..., 3]
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+        else:
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     if img.dtype == np.uint16:
-        img = (img / 257.0).round().astype(np.uint8)
+        scale = 255.0 / (2 ** bits_of(img, path) - 1)
+        img = np.clip(np.round(img * scale), 0, 255).astype(np.uint8)
+        if alpha is not None:
+            alpha = (alpha / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:
         raise ValueError(f"Unsupported pixel type {img.dtype} in {path}; use 8- or 16-bit PNG")
-    DECODES["count"] += 1
+    return img, alpha
+
+
+def resize(img: np.ndarray, image_size: int) -> np.ndarray:
+    """Full-size uint8 gray -> ``S x S`` (aspect not kept, as paper 1 does)."""
     interp = cv2.INTER_AREA if max(img.shape) > image_size else cv2.INTER_LINEAR
     return cv2.resize(img, (image_size, image_size), interpolation=interp)
+
+
+def decode(path: str | Path, image_size: int) -> np.ndarray:
+    """One image file -> uint8 ``S x S`` gray. Raises ValueError naming the file if unreadable."""
+    img, _ = read_gray(path)
+    DECODES["count"] += 1
+    return resize(img, image_size)
+
+
+def remember(paths: list[str], image_size: int, images: np.ndarray) -> None:
+    """Put already-decoded ``S x S`` images into the per-process cache (the data checks decode
+    every image once before training; the pipeline then reuses those decodes)."""
+    key = _key(list(paths), image_size)
+    _CACHE[key], _PATHS[key[0]] = images, list(paths)
+
+
+def inspect_image(
+    path: str | Path, image_size: int | None = None
+) -> tuple[str | None, str | None, np.ndarray | None]:
+    """Decode one image fully and judge it: ``(problem, warning, image)``.
+
+    ``image`` is the decoded picture resized to ``image_size`` (None without a size or when the
+    image is unusable), so that the check is the run's one decode of that file.
+
+    Problems make the image unusable (cannot be decoded, too small, blank, picture only in the
+    alpha channel); a warning marks an image that is probably wrong but may be meant (a white
+    background, as an inverted radiograph has). Radiographs have a dark background: the border
+    is dark and most pixels are darker than the mean. None of the 1,000 real RSNA sample images
+    is flagged by the rule below, while most of their inverted copies are.
+    """
+    try:
+        img, alpha = read_gray(path)
+        DECODES["count"] += 1
+    except ValueError as e:
+        return f"cannot be decoded ({e})", None, None
+    except cv2.error as e:  # a damaged body can fail inside OpenCV's decoder
+        return f"cannot be decoded (corrupt image data: {str(e).strip()[:120]})", None, None
+    problem, warning = _judge(img, alpha)
+    small = resize(img, image_size) if image_size and not problem else None
+    return problem, warning, small
+
+
+def _judge(img: np.ndarray, alpha: np.ndarray | None) -> tuple[str | None, str | None]:
+    """``(problem, warning)`` of a decoded full-size image (see :func:`inspect_image`)."""
+    h, w = img.shape
+    if min(h, w) < MIN_SIDE:
+        return f"image is only {w}x{h} px; at least {MIN_SIDE} px a side is needed", None
+    std = float(img.std())
+    if std < BLANK_STD:
+        if alpha is not None and float(alpha.std()) >= BLANK_STD:
+            return (
+                "the picture is only in the alpha (transparency) channel and the gray channels "
+                "are blank; save it as a plain gray PNG",
+                None,
+            )
+        return f"image is blank (one flat gray level, {int(np.median(img))} of 255)", None
+    b = max(1, min(h, w) // 20)
+    border = np.concatenate(
+        [img[:b].ravel(), img[-b:].ravel(), img[:, :b].ravel(), img[:, -b:].ravel()]
+    )
+    median, mean = float(np.median(img)), float(img.mean())
+    if float(np.median(border)) >= 128 and (median > mean or median >= 160):
+        return None, (
+            "looks inverted (white background, dark bones); radiographs here are expected "
+            "dark background, bright bones: check it, or invert it (255 - pixel)"
+        )
+    return None, None
 
 
 def _key(paths: list[str], image_size: int) -> tuple:

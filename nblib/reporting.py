@@ -3,6 +3,12 @@
 Notebook 07 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
 number comes from ``<output_dir>/NN_name/metrics.json``, ``history*.csv`` or ``predictions*.csv``,
 and every paper number from :mod:`nblib.reference`, labelled as such.
+
+Every result file is checked as it is read: a damaged one (not JSON, a metric that is not a
+number, a prediction table cut short or with the wrong row count) stops the report with a
+:class:`ResultError` naming the file and what is wrong, since a report built from it would
+show wrong numbers that look right. ``null`` in ``metrics.json`` is how a NaN is stored (a
+diverged model) and is shown as "-" and named in the differences section.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ PAPER1_MODELS = {
 }
 AE_DIR, BONET_DIR = "05_autoencoder_pretraining", "06_ae_bonet"
 AGE_BANDS = [(0, 2), (2, 6), (6, 10), (10, 14), (14, 100)]
+ResultError = results.ResultError
+PREDICTION_COLUMNS = ["id", "true", "predicted", "male", "split"]
+TEST_METRICS = ("loss", "rmse", "mape", "r2", "mae")
 
 
 @dataclasses.dataclass
@@ -37,12 +46,120 @@ class Report:
     sources: dict[str, str]
 
 
+def _damaged(path: Path, what: str) -> ResultError:
+    return ResultError(
+        f"Result file {path} is damaged: {what}. Run notebook {path.parent.name} again to "
+        "write it anew (the report is not built from damaged results)."
+    )
+
+
+def _number(path: Path, where: str, value: Any, required: bool = False) -> None:
+    """Refuse a metric that is not a number (null, a stored NaN, is allowed)."""
+    if value is None:
+        if required:
+            raise _damaged(path, f"{where} is missing")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _damaged(path, f"{where} is {value!r}, not a number")
+
+
+def _section(path: Path, where: str, value: Any, kind: type, required: bool = True) -> Any:
+    if value is None and not required:
+        return kind()
+    if not isinstance(value, kind):
+        raise _damaged(path, f"{where} is missing or not a {'list' if kind is list else 'mapping'}")
+    return value
+
+
+def check_metrics(path: Path, doc: Any) -> dict[str, Any]:
+    """Check the numbers the report reads from one notebook's ``metrics.json``; return ``doc``."""
+    stem = path.parent.name
+    if not isinstance(doc, dict):
+        raise _damaged(path, "it holds no JSON object")
+    m = _section(path, "'metrics'", doc.get("metrics"), dict)
+    _section(path, "'params'", doc.get("params"), dict, required=False)
+    for k in ("image_size", "width"):
+        _number(path, f"params.{k}", (doc.get("params") or {}).get(k))
+    if stem in PAPER1_MODELS:
+        test = _section(path, "metrics.test", m.get("test"), dict)
+        for k in TEST_METRICS:
+            if k not in test:
+                raise _damaged(path, f"metrics.test.{k} is missing")
+            _number(path, f"metrics.test.{k}", test[k])
+        mean = _section(path, "metrics.mean_predictor", m.get("mean_predictor"), dict, False)
+        for k in TEST_METRICS:
+            _number(path, f"metrics.mean_predictor.{k}", mean.get(k))
+        for k in ("epochs_run", "train_seconds", "n_train", "n_val", "n_test"):
+            _number(path, f"metrics.{k}", m.get(k))
+    elif stem == AE_DIR:
+        stages = _section(path, "metrics.stages", m.get("stages"), list, required=False)
+        for i, st in enumerate(stages):
+            st = _section(path, f"metrics.stages[{i}]", st, dict)
+            for k in ("epochs", "loss", "accuracy", "val_loss", "psnr", "ssim"):
+                _number(path, f"metrics.stages[{i}].{k}", st.get(k))
+    elif stem == BONET_DIR:
+        models = _section(path, "metrics.models", m.get("models"), dict, required=False)
+        for key, mm in models.items():
+            mm = _section(path, f"metrics.models.{key}", mm, dict)
+            test = _section(path, f"metrics.models.{key}.test", mm.get("test"), dict)
+            for k in ("mae", "mse", "rmse", "r2"):
+                _number(path, f"metrics.models.{key}.test.{k}", test.get(k), required=k == "mae")
+            for k in ("epochs_run", "train_seconds", "image_size"):
+                _number(path, f"metrics.models.{key}.{k}", mm.get(k))
+        mean = _section(path, "metrics.mean_predictor", m.get("mean_predictor"), dict, False)
+        for k in ("mae", "mse", "rmse", "r2"):
+            _number(path, f"metrics.mean_predictor.{k}", mean.get(k))
+    return doc
+
+
 def _metrics(output_dir: Path, stem: str, missing: list[str]) -> dict[str, Any] | None:
     path = output_dir / stem / "metrics.json"
     if not path.is_file():
         missing.append(f"{stem}/metrics.json (run notebook {stem} first)")
         return None
-    return results.read_json(path)
+    return check_metrics(path, results.read_json(path))
+
+
+def read_predictions(path: Path | str, n_test: Any = None) -> pd.DataFrame:
+    """A ``predictions*.csv`` checked: its columns, numbers in every row, ids as strings, and
+    ``n_test`` rows where the notebook recorded that count."""
+    path = Path(path)
+    df = results.read_csv(path, dtype={"id": str, "split": str})
+    lacking = [c for c in PREDICTION_COLUMNS if c not in df.columns]
+    if lacking:
+        raise _damaged(path, f"column(s) {', '.join(lacking)} missing (has {list(df.columns)})")
+    if df.empty:
+        raise _damaged(path, "it has a header but no rows")
+    for col in ("true", "predicted"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(values.to_numpy(float)))
+        if len(bad):
+            lines = ", ".join(str(i + 2) for i in bad[:5])
+            raise _damaged(
+                path,
+                f"{len(bad)} row(s) have no numeric '{col}' value (line(s) {lines}"
+                f"{', ...' if len(bad) > 5 else ''})",
+            )
+        df[col] = values.astype(float)
+    if df["id"].isna().any():
+        raise _damaged(path, f"{int(df['id'].isna().sum())} row(s) have no id")
+    if n_test is not None and len(df) != int(n_test):
+        raise _damaged(
+            path, f"it holds {len(df)} rows but metrics.json records n_test = {int(n_test)}"
+        )
+    return df
+
+
+def read_history(path: Path | str) -> pd.DataFrame:
+    """A ``history*.csv`` checked: a ``loss`` column and numbers (or empty cells) throughout."""
+    path = Path(path)
+    df = results.read_csv(path)
+    if "loss" not in df.columns:
+        raise _damaged(path, f"no 'loss' column (has {list(df.columns)})")
+    text = [c for c in df.columns if df[c].dtype == object or str(df[c].dtype) == "str"]
+    if text:
+        raise _damaged(path, f"column(s) {', '.join(text)} hold text where numbers belong")
+    return df
 
 
 def _protocol(doc: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +187,16 @@ def _round(v: Any, nd: int = 4) -> Any:
         return v
 
 
-def _read_csvs(folder: Path, prefix: str) -> dict[str, pd.DataFrame]:
-    """``prefix.csv`` -> key "", ``prefix_<tag>.csv`` -> key tag."""
+def _read_csvs(folder: Path, prefix: str, n_test: Any = None) -> dict[str, pd.DataFrame]:
+    """``prefix.csv`` -> key "", ``prefix_<tag>.csv`` -> key tag; each checked as it is read
+    (``n_test``, when given, is the row count ``prefix.csv`` must have)."""
     out = {}
     for path in sorted(folder.glob(f"{prefix}*.csv")):
         tag = path.stem[len(prefix) :].lstrip("_")
-        out[tag] = pd.read_csv(path)
+        if prefix == "predictions":
+            out[tag] = read_predictions(path, n_test if tag == "" else None)
+        else:
+            out[tag] = read_history(path)
     return out
 
 
@@ -142,7 +263,7 @@ def build(output_dir: Path | str) -> Report:
             }
         )
         folder = output_dir / stem
-        for tag, df in _read_csvs(folder, "predictions").items():
+        for tag, df in _read_csvs(folder, "predictions", m.get("n_test")).items():
             predictions[label if not tag else f"{label} [{tag}]"] = df
         for tag, df in _read_csvs(folder, "history").items():
             histories[label if not tag else f"{label} [{tag}]"] = df
@@ -224,7 +345,14 @@ def build(output_dir: Path | str) -> Report:
             t4[-1]["our MAE"] = _round(models["ae_bonet"]["test"]["mae"], 2)
         tables["table4"] = pd.DataFrame(t4)
         folder = output_dir / BONET_DIR
-        for tag, df in _read_csvs(folder, "predictions").items():
+        preds = _read_csvs(folder, "predictions")
+        if "" in preds and "ae_bonet" in preds and len(preds[""]) != len(preds["ae_bonet"]):
+            raise _damaged(
+                folder / "predictions.csv",
+                f"it holds {len(preds[''])} rows, predictions_ae_bonet.csv (of which it is a "
+                f"copy) {len(preds['ae_bonet'])}",
+            )
+        for tag, df in preds.items():
             predictions[
                 "AE-BoNet"
                 if tag in ("", "ae_bonet")
@@ -385,12 +513,18 @@ def differences(report: Report) -> list[str]:
                     r.loc["RMSE (months)", "paper (reference)"],
                 )
                 mean = r.loc["RMSE (months)", "ours, mean predictor"]
+                if pd.isna(ours) or pd.isna(mean):
+                    raise ValueError("a stored NaN")
                 notes.append(
                     f"{model}: test RMSE {ours:.2f} months against the paper's {paper:.2f} "
                     f"(predicting the training mean gives {mean:.2f})."
                 )
             except (KeyError, TypeError, ValueError):
-                pass
+                notes.append(
+                    f"{model}: test RMSE (or the mean predictor's) is not a number (null, a "
+                    "stored NaN, in its metrics.json: did training diverge?), so it cannot be "
+                    "compared with the paper's."
+                )
     t5 = report.tables.get("table5")
     if t5 is not None and not t5.empty:
         ae = t5[t5["init"] == "autoencoder"]
@@ -456,8 +590,26 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     return results.write_text(out_dir / "report.md", "\n".join(lines) + "\n")
 
 
+def _ratio(a: Any, b: Any) -> float | None:
+    """``a / b``, or None where either is a stored NaN (null) or ``b`` is 0."""
+    return None if a is None or not b else a / b
+
+
 def summary_table(report: Report) -> pd.DataFrame:
-    """One row per model: test MAE and RMSE beside the mean predictor's, epochs and training time."""
+    """One row per model: test MAE and RMSE beside the mean predictor's, epochs and training time.
+
+    A result file missing a number the table needs raises :class:`ResultError` naming it.
+    """
+    try:
+        return _summary_table(report)
+    except KeyError as e:
+        raise ResultError(
+            f"A metrics.json under {report.output_dir} lacks {e} needed by the summary table; "
+            "run its notebook again"
+        ) from None
+
+
+def _summary_table(report: Report) -> pd.DataFrame:
     rows = []
     for stem, (_, label) in PAPER1_MODELS.items():
         path = report.output_dir / stem / "metrics.json"
@@ -471,9 +623,11 @@ def summary_table(report: Report) -> pd.DataFrame:
                     "test RMSE": m["test"]["rmse"],
                     "test R^2": m["test"]["r2"],
                     "mean-predictor MAE": m["mean_predictor"]["mae"],
-                    "MAE / mean-predictor MAE": m["test"]["mae"] / m["mean_predictor"]["mae"],
+                    "MAE / mean-predictor MAE": _ratio(
+                        m["test"]["mae"], m["mean_predictor"]["mae"]
+                    ),
                     "epochs": m["epochs_run"],
-                    "train time (min)": m["train_seconds"] / 60,
+                    "train time (min)": _ratio(m["train_seconds"], 60),
                 }
             )
     path = report.output_dir / BONET_DIR / "metrics.json"
@@ -489,9 +643,9 @@ def summary_table(report: Report) -> pd.DataFrame:
                     "test RMSE": m["test"]["rmse"],
                     "test R^2": m["test"]["r2"],
                     "mean-predictor MAE": mean["mae"],
-                    "MAE / mean-predictor MAE": m["test"]["mae"] / mean["mae"],
+                    "MAE / mean-predictor MAE": _ratio(m["test"]["mae"], mean["mae"]),
                     "epochs": m["epochs_run"],
-                    "train time (min)": m["train_seconds"] / 60,
+                    "train time (min)": _ratio(m["train_seconds"], 60),
                 }
             )
     return pd.DataFrame(rows).round(3)
@@ -505,7 +659,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m nblib.reporting RUN_DIR", file=sys.stderr)
         return 2
-    print(_md_table(summary_table(build(args[0]))))
+    try:
+        print(_md_table(summary_table(build(args[0]))))
+    except (ResultError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

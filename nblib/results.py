@@ -1,15 +1,19 @@
 """Results are files: atomic writers for JSON, CSV, text and figures, and the run's provenance.
 
 Every writer writes to a temporary file in the same folder and renames it into place, so a killed
-run never leaves a half-written result behind.
+run never leaves a half-written result behind. The readers name the file and what is wrong with it
+when a result file is damaged, and read ids as strings (``01377`` stays ``01377``). An output
+folder is locked while a run writes to it (:func:`lock_folder`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import tempfile
 import time
@@ -82,11 +86,53 @@ def write_json(path: Path | str, obj: Any) -> Path:
     return Path(path)
 
 
+class ResultError(ValueError):
+    """A result file that exists but is damaged: the message names the file and what is wrong."""
+
+
 def read_json(path: Path | str) -> Any:
+    """A JSON result file; a damaged one raises :class:`ResultError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Result file {path} does not exist")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ResultError(
+            f"Result file {path} is damaged: not valid JSON ({e.msg} at line {e.lineno}, "
+            f"column {e.colno}). Run the notebook that writes it again."
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ResultError(
+            f"Result file {path} is damaged: not UTF-8 text ({e.reason}). Run the notebook that "
+            "writes it again."
+        ) from None
+
+
+def read_csv(path: Path | str, **kwargs: Any) -> pd.DataFrame:
+    """A CSV result file (``history.csv``, ``predictions.csv``, ...) with ids read as strings.
+
+    ``kwargs`` go to :func:`pandas.read_csv`; ``dtype`` defaults to ``{"id": str}`` so that an id
+    such as ``01377`` keeps its leading zero. A damaged file (empty, cut short mid-line, not CSV,
+    not text) raises :class:`ResultError` naming it instead of a bare parser traceback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Result file {path} does not exist")
+    kwargs.setdefault("dtype", {"id": str})
+    again = "Run the notebook that writes it again."
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ResultError(f"Result file {path} is damaged: it is empty. {again}")
+    if not raw.endswith(b"\n"):
+        raise ResultError(
+            f"Result file {path} is damaged: it ends in the middle of a line (cut short). {again}"
+        )
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResultError(f"Result file {path} is damaged: {reason}. {again}") from None
 
 
 def write_csv(path: Path | str, df: pd.DataFrame, index: bool = False) -> Path:
@@ -199,3 +245,41 @@ def write_metrics(
     doc.update(sections)
     doc["provenance"] = provenance()
     return write_json(cfg.run_dir / name, doc)
+
+
+class FolderLocked(RuntimeError):
+    """Another run holds the output folder's lock."""
+
+
+@contextmanager
+def lock_folder(folder: Path | str):
+    """Hold ``<folder>/.lock`` while the block runs; raise :class:`FolderLocked` if held.
+
+    The lock is an ``flock`` on the open file, so the kernel releases it when the holder exits
+    or is killed: a stale lock can never block a later run. The file records the holder's pid,
+    host and start time so that a refused run can say who holds it.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    f = open(path, "a+")  # noqa: SIM115 - held open for the life of the lock
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "an unknown process"
+            raise FolderLocked(
+                f"Output folder {folder} is in use by another run ({holder}). Wait for it to "
+                "finish, stop it, or choose another output folder (--out)."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(
+            f"pid {os.getpid()} on host {socket.gethostname()}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+        )
+        f.flush()
+        yield path
+    finally:
+        f.close()  # closing releases the flock

@@ -5,24 +5,46 @@ logged to ``<out>/logs/<notebook>.log``. A finished notebook leaves a marker in 
 recording what it ran with; a later run skips it while the notebook, the profile file and the
 parameters are unchanged, so an interrupted series resumes where it stopped (and a notebook killed
 mid-training resumes from its own checkpoints). The first failure stops the series, names the
-notebook, keeps its executed copy and log, and exits non-zero.
+notebook, prints the error's whole message (also appended to the notebook's log), keeps its
+executed copy and log, and exits non-zero.
+
+``--set name=value`` (repeatable) sets any configuration parameter: the value is read as YAML
+(``true``, ``3``, ``0.5``, ``[80, 128]``); names in a notebook's parameters cell are passed as
+papermill parameters, and every override also reaches :func:`nblib.config.make` through the
+``BONEAGE_SET`` environment variable. The output folder is locked while the series runs, so two
+runs never write into the same folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
+import difflib
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 from nblib import config, results
 
 NOTEBOOK_DIR = config.ROOT / "notebooks"
 KERNEL = "boneage-repro"
+MAX_ERROR_LINES = 200
+# Set by their own options; --set must not set them a second, conflicting way.
+OWN_OPTIONS = {
+    "notebook": None,
+    "profile": "--profile",
+    "data_dir": "--data",
+    "output_dir": "--out",
+}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def notebooks() -> list[Path]:
@@ -55,6 +77,79 @@ def select(paths: list[Path], only: str | None) -> list[Path]:
     return chosen
 
 
+def parse_overrides(pairs: list[str] | None) -> dict:
+    """``["drop_bad=true", "epochs=3"]`` -> ``{"drop_bad": True, "epochs": 3}``, names checked.
+
+    Values are read as YAML, as papermill's ``-p`` reads them. An unknown name raises SystemExit
+    listing the closest configuration parameters.
+    """
+    fields = sorted(f.name for f in dataclasses.fields(config.Config))
+    out, problems = {}, []
+    for pair in pairs or []:
+        name, eq, text = pair.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            problems.append(f"--set {pair!r}: write name=value, e.g. --set drop_bad=true")
+            continue
+        if name in OWN_OPTIONS:
+            how = OWN_OPTIONS[name]
+            problems.append(f"--set {name}: " + (f"use {how} instead" if how else "cannot be set"))
+            continue
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=3, cutoff=0.5)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            problems.append(f"--set {name}: no such parameter{hint}")
+            continue
+        try:
+            out[name] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            out[name] = text
+    if problems:
+        raise SystemExit("error: " + "\n       ".join(problems))
+    return out
+
+
+def notebook_parameters(nb: Path) -> set[str]:
+    """The names assigned in a notebook's cell tagged ``parameters``."""
+    doc = json.loads(nb.read_text())
+    for cell in doc.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return {
+                t.id
+                for node in tree.body
+                if isinstance(node, ast.Assign)
+                for t in node.targets
+                if isinstance(t, ast.Name)
+            }
+    return set()
+
+
+def _error_text(exc: BaseException) -> tuple[str, str]:
+    """(the exception's whole message, its traceback as plain text) of a failed notebook."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    message = f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
+    trace = "\n".join(getattr(exc, "traceback", None) or [str(exc)])
+    return ANSI.sub("", message).strip(), ANSI.sub("", trace).strip()
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The existing file among ``folder`` and its parents, if any: no folder can be made there."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def _marker(path: Path) -> dict:
+    """A finished-notebook marker; a damaged one counts as not finished (the notebook reruns)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def _fingerprint(nb: Path, params: dict) -> str:
     h = hashlib.sha256(nb.read_bytes())
     h.update((config.PARAMS_DIR / f"{params['profile']}.yaml").read_bytes())
@@ -74,25 +169,62 @@ def run(
     out: str | None = None,
     only: str | None = None,
     force: bool = False,
+    overrides: dict | None = None,
 ) -> int:
     """Execute the series; return a process exit code (0 when every selected notebook ran)."""
-    import papermill as pm
-
-    config.load_profile(profile)  # fails early on a bad profile name
-    out_dir = Path(out).resolve() if out else config.ROOT / "runs" / profile
+    overrides = dict(overrides or {})
+    try:
+        config.load_profile(profile)  # fails early on a bad profile name or file
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out_dir = Path(out).expanduser().resolve() if out else config.ROOT / "runs" / profile
+    blocker = _file_in_the_way(out_dir)
+    if blocker is not None:
+        print(
+            f"error: --out {out_dir}: {blocker} is a file, so the output folder cannot be made "
+            "there; choose another --out",
+            file=sys.stderr,
+        )
+        return 2
     params = {"profile": profile, "output_dir": str(out_dir)}
     if data:
         data_path = Path(data).expanduser().resolve()
+        if data_path.is_file():
+            print(f"error: --data {data}: is a file, not a folder", file=sys.stderr)
+            return 2
         if not data_path.is_dir():
             print(f"error: --data {data}: no such folder", file=sys.stderr)
             return 2
         params["data_dir"] = str(data_path)
     selected = select(notebooks(), only)
+    if overrides:
+        try:  # every value checked before anything runs
+            for nb in selected:
+                config.make(nb.stem, profile, **overrides)
+        except ValueError as e:
+            print(f"error: --set: {e}", file=sys.stderr)
+            return 2
+    try:
+        with results.lock_folder(out_dir):
+            return _run_series(profile, out_dir, params, selected, force, overrides)
+    except results.FolderLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+
+
+def _run_series(
+    profile: str, out_dir: Path, params: dict, selected: list[Path], force: bool, overrides: dict
+) -> int:
+    """The series itself, run while the output folder is locked."""
+    import papermill as pm
+
     kernel = _kernel_name()
     data_note = params.get("data_dir", "as in the profile")
     print(
         f"[run_all] profile={profile} out={out_dir} data={data_note} "
-        f"notebooks={' '.join(p.name[:2] for p in selected)}",
+        f"notebooks={' '.join(p.name[:2] for p in selected)}"
+        + (f" set={json.dumps(overrides)}" if overrides else ""),
         flush=True,
     )
     (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
@@ -102,12 +234,10 @@ def run(
     timings = {}
     for nb in selected:
         marker = out_dir / ".done" / f"{nb.stem}.json"
-        fp = _fingerprint(nb, params)
-        if (
-            not force
-            and marker.is_file()
-            and json.loads(marker.read_text()).get("fingerprint") == fp
-        ):
+        nb_params = dict(params)
+        nb_params.update({k: v for k, v in overrides.items() if k in notebook_parameters(nb)})
+        fp = _fingerprint(nb, {**nb_params, "set": overrides} if overrides else nb_params)
+        if not force and marker.is_file() and _marker(marker).get("fingerprint") == fp:
             print(
                 f"[run_all] {nb.stem}: already done, skipped (use --force to run again)", flush=True
             )
@@ -122,11 +252,14 @@ def run(
         pm_logger.setLevel(logging.INFO)
         pm_logger.propagate = False
         start = time.perf_counter()
+        saved_env = os.environ.get(config.SET_ENV)
+        if overrides:  # the kernel inherits the environment: config.make reads it
+            os.environ[config.SET_ENV] = json.dumps(overrides, default=str)
         try:
             pm.execute_notebook(
                 str(nb),
                 str(executed),
-                parameters=params,
+                parameters=nb_params,
                 kernel_name=kernel,
                 cwd=str(NOTEBOOK_DIR),
                 log_output=True,
@@ -134,15 +267,27 @@ def run(
             )
         except Exception as exc:  # noqa: BLE001 - any failure stops the series with a plain message
             seconds = time.perf_counter() - start
-            reason = str(exc).strip().splitlines()
+            message, trace = _error_text(exc)
+            lines = message.splitlines()
+            if len(lines) > MAX_ERROR_LINES:
+                cut = len(lines) - MAX_ERROR_LINES
+                lines = lines[:MAX_ERROR_LINES] + [f"... ({cut} more lines in {log_path})"]
             print(f"[run_all] {nb.stem}: FAILED after {seconds:.0f} s", file=sys.stderr)
             print(f"  executed copy: {executed}\n  log: {log_path}", file=sys.stderr)
-            if reason:
-                print("  " + "\n  ".join(reason[-12:]), file=sys.stderr)
+            print("  " + "\n  ".join(lines), file=sys.stderr)
+            pm_logger.removeHandler(handler)
+            handler.close()
+            with open(log_path, "a") as log:
+                log.write(f"\n[run_all] {nb.stem}: FAILED after {seconds:.0f} s\n")
+                log.write(message + "\n\n" + trace + "\n")
             return 1
         finally:
             pm_logger.removeHandler(handler)
             handler.close()
+            if saved_env is None:
+                os.environ.pop(config.SET_ENV, None)
+            else:
+                os.environ[config.SET_ENV] = saved_env
         seconds = time.perf_counter() - start
         timings[nb.stem] = round(seconds, 1)
         results.write_json(
@@ -150,7 +295,8 @@ def run(
             {
                 "fingerprint": fp,
                 "seconds": seconds,
-                "params": params,
+                "params": nb_params,
+                "set": overrides,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
             },
         )
@@ -163,7 +309,7 @@ def run(
             "seconds": time.perf_counter() - total,
             # every finished notebook's own time, including those finished by an earlier run
             "notebooks": {
-                p.stem: round(json.loads(p.read_text())["seconds"], 1)
+                p.stem: round(float(_marker(p).get("seconds") or 0), 1)
                 for p in sorted((out_dir / ".done").glob("*.json"))
             },
         },
@@ -191,8 +337,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default: runs/<profile>)")
     ap.add_argument("--only", default=None, help="notebooks to run: 04, 03-05, 3,5 or 05-")
     ap.add_argument("--force", action="store_true", help="run notebooks again even if already done")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a parameter for every notebook, e.g. --set drop_bad=true --set epochs=3 "
+        "(value read as YAML; repeatable)",
+    )
     args = ap.parse_args(argv)
-    return run(args.profile, args.data, args.out, args.only, args.force)
+    overrides = parse_overrides(args.set)
+    return run(args.profile, args.data, args.out, args.only, args.force, overrides)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 from nblib import config, data
 
 
-def _png(path, shape=(40, 30), dtype=np.uint8):
+def _png(path, shape=(40, 36), dtype=np.uint8):
     img = (np.random.default_rng(0).random(shape) * (255 if dtype == np.uint8 else 65535)).astype(
         dtype
     )
@@ -115,8 +115,8 @@ def test_non_image_with_png_name(folder):
 def test_16bit_rgb_rgba_are_accepted(folder):
     d = folder / "boneage-training-dataset"
     _png(d / "1.png", dtype=np.uint16)
-    _png(d / "2.png", shape=(40, 30, 3))
-    _png(d / "3.png", shape=(40, 30, 4))
+    _png(d / "2.png", shape=(40, 36, 3))
+    _png(d / "3.png", shape=(40, 36, 4))
     assert len(data.load_dataset(folder)) == 5
 
 

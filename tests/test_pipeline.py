@@ -210,3 +210,16 @@ def test_real_sample_through_the_pipeline(shared_dir):
     df = data.load_dataset(shared_dir / "data" / "rsna-sample").head(64)
     x, y = next(iter(pipeline.make_dataset(df, 64, 64, training=False)))
     assert x.shape == (64, 64, 64, 1) and float(np.asarray(x).std()) > 12
+
+
+def test_data_checks_are_the_only_decode_of_a_run(tiny_dataset, tmp_path):
+    # load_for decodes every image once for its checks; the pipeline feeds those same decodes.
+    cfg = config.make("03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path))
+    pipeline.clear_cache()
+    before = pipeline.DECODES["count"]
+    df = data.load_for(cfg)
+    for split in data.SPLITS:
+        part = df[df["split"] == split]
+        for _ in pipeline.make_dataset(part, cfg.image_size, 8, training=split == "train"):
+            pass
+    assert pipeline.DECODES["count"] - before == len(data.load_dataset(tiny_dataset))

@@ -1,0 +1,353 @@
+"""Bad input gets a correct result or one clear error naming the file or row: never a silent one.
+
+Each test is one bad input of data/README.md's list, built the way a new user would make it.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from nblib import config, data, pipeline
+
+
+def _hand(shape=(64, 48)) -> np.ndarray:
+    """An 8-bit picture shaped like a radiograph: dark background, a bright object in the middle."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 30, shape).astype(np.uint8)
+    h, w = shape
+    img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = rng.integers(150, 250, (h // 2, w // 2))
+    return img
+
+
+def _twelve_bit(img8: np.ndarray) -> np.ndarray:
+    """``img8`` as a 12-bit radiograph stored in 16 bits (values 0-4095)."""
+    return (img8.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+
+
+def _with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with a chunk inserted right after IHDR (where sBIT belongs)."""
+    chunk = struct.pack(">I", len(body)) + kind + body
+    chunk += struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    return png[:33] + chunk + png[33:]
+
+
+def _folder(tmp_path, n=30, ages=None, images=None):
+    """A Kaggle-layout training table of ``n`` rows with an image each."""
+    d = tmp_path / "boneage-training-dataset"
+    d.mkdir(parents=True, exist_ok=True)
+    for i in range(1, n + 1):
+        img = images(i) if images else _hand()
+        assert cv2.imwrite(str(d / f"{i}.png"), img)
+    ages = ages if ages is not None else np.linspace(10, 220, n).round()
+    pd.DataFrame(
+        {"id": range(1, n + 1), "boneage": ages, "male": [i % 2 == 0 for i in range(n)]}
+    ).to_csv(tmp_path / "boneage-training-dataset.csv", index=False)
+    return tmp_path
+
+
+# --- item 1: 16-bit images are scaled by their real bit depth ---------------------------------
+
+
+def test_12bit_data_in_16bit_png_is_not_black(tmp_path):
+    img8 = _hand()
+    p = str(tmp_path / "twelve.png")
+    cv2.imwrite(p, _twelve_bit(img8))
+    out = pipeline.decode(p, 48)
+    assert out.max() >= 245  # was 15: the 12-bit range read as 16-bit
+    full, _ = pipeline.read_gray(p)
+    assert np.abs(full.astype(int) - img8).max() <= 1
+
+
+@pytest.mark.parametrize("top, bits", [(1023, 10), (4095, 12), (16383, 14), (65535, 16)])
+def test_bit_depth_from_the_range(tmp_path, top, bits):
+    p = tmp_path / "x.png"
+    cv2.imwrite(str(p), (_hand().astype(np.uint32) * top // 250).clip(0, top).astype(np.uint16))
+    raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    assert pipeline.bits_of(raw, p) == bits
+
+
+def test_sbit_chunk_is_obeyed(tmp_path):
+    p = tmp_path / "sbit.png"
+    cv2.imwrite(str(p), _twelve_bit(_hand()))
+    raw = p.read_bytes()
+    p.write_bytes(_with_chunk(raw, b"sBIT", bytes([16])))  # the writer says: 16 significant bits
+    assert pipeline.png_significant_bits(p) == 16
+    assert pipeline.read_gray(p)[0].max() <= 16  # a dark 16-bit image stays dark, as declared
+    p.write_bytes(_with_chunk(raw, b"sBIT", bytes([12])))
+    assert pipeline.png_significant_bits(p) == 12 and pipeline.read_gray(p)[0].max() >= 245
+
+
+def test_8bit_is_unchanged(tmp_path):
+    p = tmp_path / "dark8.png"
+    cv2.imwrite(str(p), _hand() // 16)
+    np.testing.assert_array_equal(pipeline.read_gray(p)[0], _hand() // 16)
+
+
+# --- item 2 and 3: tables are never silently left out ------------------------------------------
+
+
+def test_official_split_without_a_test_table_keeps_validation(tmp_path):
+    folder = _folder(tmp_path, n=20)
+    v = folder / "boneage-validation-dataset"
+    v.mkdir()
+    for i in range(101, 111):
+        cv2.imwrite(str(v / f"{i}.png"), _hand())
+    pd.DataFrame(
+        {"Image ID": range(101, 111), "male": "TRUE", "Bone Age (months)": np.linspace(20, 200, 10)}
+    ).to_csv(folder / "boneage-validation-dataset.csv", index=False)
+    cfg = config.make(
+        "03_resnet50", "smoke", data_dir=str(folder), output_dir=str(tmp_path / "o"), max_samples=0
+    )
+    df = data.load_for(cfg)
+    assert len(df) == 30  # was 15: the validation rows were discarded and the rest re-split
+    val = set(df.loc[df["split"] == "validation", "id"])
+    assert val == {str(i) for i in range(101, 111)}
+    test = df.loc[df["split"] == "test", "id"]
+    assert len(test) >= 1 and set(test) <= {str(i) for i in range(1, 21)}
+    note = data.split_file(cfg).with_suffix(".txt").read_text()
+    assert "no test table" in note and f"{len(test)} of the 20 training rows" in note
+
+
+def test_extra_csv_beside_kaggle_table_is_refused(tmp_path):
+    folder = _folder(tmp_path, n=8)
+    pd.DataFrame({"id": [50], "boneage": [100], "male": [True]}).to_csv(
+        folder / "more_labels.csv", index=False
+    )
+    with pytest.raises(ValueError, match="more_labels.csv") as exc:
+        data.load_dataset(folder)
+    assert "would be ignored" in str(exc.value) and "Rename" in str(exc.value)
+
+
+def test_upper_case_csv_is_found(tmp_path):
+    folder = _folder(tmp_path, n=6)
+    (folder / "boneage-training-dataset.csv").rename(folder / "boneage-training-dataset.CSV")
+    assert len(data.load_dataset(folder)) == 6
+
+
+def test_several_csvs_without_a_kaggle_name_are_refused(tmp_path):
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("id,boneage,male\n1,100,True\n")
+    with pytest.raises(ValueError, match="several CSV files") as exc:
+        data.load_dataset(tmp_path)
+    assert "a.csv, b.csv" in str(exc.value)
+
+
+def test_palette_png_is_named_as_unsupported(tmp_path):
+    from PIL import Image
+
+    folder = _folder(tmp_path, n=6)
+    p = folder / "boneage-training-dataset" / "2.png"
+    Image.fromarray(_hand()).convert("P").save(p)
+    with pytest.raises(data.DataError, match="unsupported PNG format") as exc:
+        data.load_dataset(folder)
+    assert exc.value.problems["id"].tolist() == ["2"]
+
+
+# --- item 7: implausible labels and images ----------------------------------------------------
+
+
+def test_ages_in_years_are_refused(tmp_path):
+    folder = _folder(tmp_path, n=10, ages=np.linspace(1, 18, 10).round(1))
+    with pytest.raises(ValueError, match="look like years") as exc:
+        data.load_dataset(folder)
+    assert "boneage-training-dataset.csv" in str(exc.value) and "months" in str(exc.value)
+
+
+def _bad_images(i):
+    if i == 1:
+        return np.full((64, 48), 90, np.uint8)  # blank
+    if i == 2:
+        return np.full((1, 1), 200, np.uint8)  # 1x1
+    if i == 3:  # the picture only in the alpha channel
+        bgra = np.zeros((64, 48, 4), np.uint8)
+        bgra[..., 3] = _hand()
+        return bgra
+    if i == 4:
+        return 255 - _hand()  # inverted: white background
+    return _hand()
+
+
+def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
+    folder = _folder(tmp_path, n=24, images=_bad_images)
+    with pytest.raises(data.DataError) as exc:
+        data.load_dataset(folder)
+    reasons = dict(zip(exc.value.problems["id"], exc.value.problems["reason"], strict=True))
+    assert set(reasons) == {"1", "2", "3"}
+    assert "blank" in reasons["1"] and "1x1" in reasons["2"] and "alpha" in reasons["3"]
+    assert "--set drop_bad=true" in str(exc.value)
+    cfg = config.make(
+        "03_resnet50",
+        "smoke",
+        data_dir=str(folder),
+        output_dir=str(tmp_path / "o"),
+        drop_bad=True,
+        max_samples=0,
+    )
+    df = data.load_for(cfg)
+    assert len(df) == 21 and "4" in set(df["id"])  # the inverted image is kept, with a warning
+    warned = pd.read_csv(cfg.run_dir / "data_warnings.csv", dtype={"id": str})
+    assert warned["id"].tolist() == ["4"] and "inverted" in warned["reason"][0]
+    dropped = pd.read_csv(cfg.run_dir / "dropped_rows.csv", dtype={"id": str})
+    assert sorted(dropped["id"]) == ["1", "2", "3"]
+
+
+def test_corrupt_image_body_is_found_before_training(tmp_path):
+    folder = _folder(tmp_path, n=8)
+    p = folder / "boneage-training-dataset" / "5.png"
+    raw = bytearray(p.read_bytes())
+    at = raw.index(b"IDAT") + 8
+    raw[at : at + 40] = b"\xff" * 40  # the compressed body damaged, IEND intact
+    p.write_bytes(bytes(raw))
+    assert data.png_problem(p) is None  # the header and tail look fine ...
+    with pytest.raises(data.DataError) as exc:
+        data.load_dataset(folder)  # ... the full decode before training finds it
+    assert exc.value.problems["id"].tolist() == ["5"] and "decoded" in str(exc.value)
+    assert "5" not in set(data.load_dataset(folder, drop_bad=True)["id"])
+
+
+# --- unclear errors made clear -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_label_table_encodings(tmp_path, encoding):
+    csv = tmp_path / "labels.csv"
+    text = "Case ID,Sex,Ground truth bone age (months),Site\n7,M,120,Z\u00fcrich\n8,F,60,Orl\u00e9ans\n"
+    csv.write_bytes(text.encode(encoding))  # not UTF-8: was a codec error naming no file
+    table = data.load_labels(csv)
+    assert table["id"].tolist() == ["7", "8"] and table["boneage"].tolist() == [120.0, 60.0]
+
+
+def test_binary_file_named_csv_names_the_file(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_bytes(b"PK\x03\x04\x00\x00binary spreadsheet")
+    with pytest.raises(ValueError, match="labels.csv") as exc:
+        data.load_labels(csv)
+    assert "UTF-8" in str(exc.value)
+
+
+def test_folder_named_like_an_image(tmp_path):
+    folder = _folder(tmp_path, n=6)
+    p = folder / "boneage-training-dataset" / "2.png"
+    p.unlink()
+    p.mkdir()
+    with pytest.raises(data.DataError, match="is a folder, not an image file"):
+        data.load_dataset(folder)
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "data.zip"
+    f.write_bytes(b"zip")
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        data.load_dataset(f)
+    cfg = config.make("03_resnet50", "smoke", data_dir=str(f), output_dir=str(tmp_path / "o"))
+    with pytest.raises(NotADirectoryError, match="data.zip is a file, not a folder"):
+        data.load_for(cfg)
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("3.PNG", "rename it to 3.png"),
+        ("3.jpg", "convert it to PNG"),
+        ("3.jpeg", "convert it to PNG"),
+        ("3.dcm", "DICOM"),
+    ],
+)
+def test_image_in_another_case_or_format_is_named(tmp_path, name, words):
+    folder = _folder(tmp_path, n=6)
+    d = folder / "boneage-training-dataset"
+    (d / "3.png").rename(d / name)
+    with pytest.raises(data.DataError) as exc:
+        data.load_dataset(folder)
+    msg = str(exc.value)
+    assert "id 3" in msg and name in msg and words in msg
+
+
+def test_every_image_upper_case_is_hinted(tmp_path):
+    folder = _folder(tmp_path, n=6)
+    d = folder / "boneage-training-dataset"
+    for p in list(d.glob("*.png")):
+        p.rename(p.with_suffix(".PNG"))
+    with pytest.raises(data.DataError) as exc:
+        data.load_dataset(folder)
+    assert len(exc.value.problems) == 6 and "lower-case .png" in str(exc.value)
+
+
+# --- the real sample: no problem, no warning ---------------------------------------------------
+
+
+@pytest.mark.real
+def test_real_sample_has_no_problem_and_no_warning(shared_dir):
+    df = data.load_dataset(shared_dir / "data" / "rsna-sample")
+    assert len(df) == 1000 and df.attrs["dropped"] == [] and df.attrs["warnings"] == []
+
+
+# --- item 6 and parameters: profile and parameter mistakes --------------------------------------
+
+
+def _profile(tmp_path, monkeypatch, text):
+    (tmp_path / "smoke.yaml").write_text(text)
+    monkeypatch.setattr(config, "PARAMS_DIR", tmp_path)
+
+
+def test_misspelt_notebook_section_is_refused(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 1\n03_resnet-50:\n  epochs: 5\n")
+    with pytest.raises(ValueError, match="unknown section '03_resnet-50'") as exc:
+        config.make("03_resnet50", "smoke")
+    assert "did you mean '03_resnet50'" in str(exc.value) and "smoke.yaml" in str(exc.value)
+
+
+def test_every_existing_notebook_is_a_valid_section(tmp_path, monkeypatch):
+    stems = config.notebook_stems()
+    assert "03_resnet50" in stems and "07_comparison" in stems
+    _profile(tmp_path, monkeypatch, "".join(f"{s}:\n  epochs: 2\n" for s in stems))
+    assert config.make("03_resnet50", "smoke").epochs == 2
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 1\n  batch_size: [8\n03_resnet50:\n")
+    with pytest.raises(ValueError, match="smoke.yaml is not valid YAML at line") as exc:
+        config.make("03_resnet50", "smoke")
+    assert "Traceback" not in str(exc.value)
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("TRUE", True)])
+def test_boolean_strings_mean_what_they_say(text, expected):
+    cfg = config.make("03_resnet50", "smoke", drop_bad=text)
+    assert cfg.drop_bad is expected  # "false" counted as true and dropped rows
+
+
+@pytest.mark.parametrize("value", ["no", 1, "yes", 0.0])
+def test_other_boolean_values_are_refused(value):
+    with pytest.raises(ValueError, match="drop_bad must be true or false"):
+        config.make("03_resnet50", "smoke", drop_bad=value)
+
+
+def test_profile_boolean_string_is_read_properly(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, 'common:\n  drop_bad: "false"\n')
+    assert config.make("03_resnet50", "smoke").drop_bad is False
+
+
+def test_parameters_that_slipped_through_are_all_listed():
+    with pytest.raises(ValueError) as exc:
+        config.make("03_resnet50", "smoke", epochs=2.7, batch_size=1e9, seed=2**32)
+    msg = str(exc.value)
+    assert "epochs must be a whole number, got 2.7" in msg
+    assert "batch_size must be between 1 and 4096" in msg
+    assert "seed must be between 0 and 2**32-1" in msg
+    assert config.make("03_resnet50", "smoke", epochs=3.0, seed=2**32 - 1).epochs == 3
+
+
+def test_boneage_set_applies_after_the_profile_before_parameters(monkeypatch):
+    monkeypatch.setenv(config.SET_ENV, '{"drop_bad": true, "epochs": 4, "patience": 2}')
+    cfg = config.make("03_resnet50", "smoke", epochs=None, patience=3)
+    assert cfg.drop_bad is True and cfg.epochs == 4 and cfg.patience == 3
+    monkeypatch.setenv(config.SET_ENV, "drop_bad=true")
+    with pytest.raises(ValueError, match="BONEAGE_SET must be a JSON object"):
+        config.make("03_resnet50", "smoke")
