@@ -22,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
-PROFILES = ("smoke", "cpu", "sample", "paper")
+PROFILES = ("smoke", "cpu", "sample", "paper", "paper-lite")
 DEFAULT_DATA_DIR = ROOT / "data" / "synthetic"
 SPLIT_PROTOCOLS = ("official", "random")
 NOTEBOOK_DIR = ROOT / "notebooks"

@@ -327,7 +327,10 @@ def inspect_images(
     rest = df[~df["id"].isin(head["id"])]
     workers = min(8, (os.cpu_count() or 1) * 2)
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        verdicts = list(ex.map(lambda p: pipeline.inspect_image(p, image_size), rest["path"]))
+        known = pipeline.known_images(image_size) if image_size else {}
+        verdicts = list(
+            ex.map(lambda p: pipeline.inspect_image(p, image_size, known), rest["path"])
+        )
     good = [(str(p), v[2]) for p, v in zip(rest["path"], verdicts, strict=True) if v[2] is not None]
     if good:
         pipeline.remember([p for p, _ in good], image_size, np.stack([im for _, im in good]))

@@ -23,6 +23,7 @@ import pandas as pd
 _CACHE: dict[tuple, np.ndarray] = {}
 _PATHS: dict[str, list[str]] = {}  # cache key digest -> the paths of its rows
 DECODES = {"count": 0}  # images decoded from disk in this process (the tests read it)
+_VERDICTS: dict[str, tuple] = {}  # path -> (problem, warning) of the data checks
 
 
 RADIOGRAPH_BITS = (10, 12, 14, 16)  # bit depths radiographs are stored with in 16-bit PNGs
@@ -121,12 +122,14 @@ def remember(paths: list[str], image_size: int, images: np.ndarray) -> None:
 
 
 def inspect_image(
-    path: str | Path, image_size: int | None = None
+    path: str | Path, image_size: int | None = None, known: dict | None = None
 ) -> tuple[str | None, str | None, np.ndarray | None]:
     """Decode one image fully and judge it: ``(problem, warning, image)``.
 
     ``image`` is the decoded picture resized to ``image_size`` (None without a size or when the
-    image is unusable), so that the check is the run's one decode of that file.
+    image is unusable), so that the check is the run's one decode of that file. A file already
+    judged in this process, and decoded at this size, is not decoded again (``known``: the
+    index of :func:`known_images` at this size, built once by the caller).
 
     Problems make the image unusable (cannot be decoded, too small, blank, picture only in the
     alpha channel); a warning marks an image that is probably wrong but may be meant (a white
@@ -134,6 +137,13 @@ def inspect_image(
     is dark and most pixels are darker than the mean. None of the 1,000 real RSNA sample images
     is flagged by the rule below, while most of their inverted copies are.
     """
+    known = _VERDICTS.get(str(path))
+    if known is not None:
+        if image_size and known is None:
+            known = known_images(image_size)
+        small = known.get(str(path)) if image_size else None
+        if not image_size or small is not None or known[0]:
+            return known[0], known[1], small
     try:
         img, alpha = read_gray(path)
         DECODES["count"] += 1
@@ -142,6 +152,7 @@ def inspect_image(
     except cv2.error as e:  # a damaged body can fail inside OpenCV's decoder
         return f"cannot be decoded (corrupt image data: {str(e).strip()[:120]})", None, None
     problem, warning = _judge(img, alpha)
+    _VERDICTS[str(path)] = (problem, warning)
     small = resize(img, image_size) if image_size and not problem else None
     return problem, warning, small
 
@@ -199,7 +210,7 @@ def load_images(
         if disk.is_file():
             _CACHE[key], _PATHS[key[0]] = np.load(disk), paths
             return _CACHE[key]
-    known = _known_images(image_size)
+    known = known_images(image_size)
     out = np.empty((len(paths), image_size, image_size), np.uint8)
     todo = []
     for i, p in enumerate(paths):
@@ -231,7 +242,7 @@ def load_images(
     return out
 
 
-def _known_images(image_size: int) -> dict[str, np.ndarray]:
+def known_images(image_size: int) -> dict[str, np.ndarray]:
     """Index of already-decoded images at this size: path -> array (views, no copies)."""
     index: dict[str, np.ndarray] = {}
     for (digest, _, size), arr in _CACHE.items():
@@ -245,6 +256,7 @@ def clear_cache() -> None:
     """Forget every decoded image (frees memory; the next load decodes again)."""
     _CACHE.clear()
     _PATHS.clear()
+    _VERDICTS.clear()
 
 
 def make_dataset(
@@ -341,7 +353,18 @@ class BatchSource:
         return x, self.labels[idx]
 
 
+_BATCHES: list = []
+
+
+def __getattr__(name):  # ``pipeline.Batches`` subclasses keras.utils.PyDataset: Keras on first use
+    if name == "Batches":
+        return _batches_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _batches_class():
+    if _BATCHES:
+        return _BATCHES[0]
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -367,6 +390,7 @@ def _batches_class():
         def on_epoch_end(self):
             self.source.set_epoch(self.source.epoch + 1)
 
+    _BATCHES.append(Batches)
     return Batches
 
 

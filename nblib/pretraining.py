@@ -27,6 +27,9 @@ class KerasTwoAccuracy(keras.metrics.MeanMetricWrapper):
     def __init__(self, name: str = "accuracy", dtype=None):
         super().__init__(fn=keras_two_accuracy, name=name, dtype=dtype)
 
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
 
 @keras.saving.register_keras_serializable(package="nblib")
 def keras_two_accuracy(y_true, y_pred):
@@ -89,6 +92,9 @@ class PSNR(keras.metrics.MeanMetricWrapper):
     def __init__(self, name: str = "psnr", dtype=None):
         super().__init__(fn=psnr, name=name, dtype=dtype)
 
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
 
 @keras.saving.register_keras_serializable(package="nblib")
 class SSIM(keras.metrics.MeanMetricWrapper):
@@ -96,6 +102,9 @@ class SSIM(keras.metrics.MeanMetricWrapper):
 
     def __init__(self, name: str = "ssim", dtype=None):
         super().__init__(fn=ssim, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
 
 
 def compile_autoencoder(model: keras.Model, cfg) -> keras.Model:

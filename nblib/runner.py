@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -163,6 +164,36 @@ def _kernel_name() -> str:
     return KERNEL if KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
 
 
+class _Progress(logging.Handler):
+    """Echo the notebook's one-line-per-epoch progress (``[progress] ...`` lines that
+    ``nblib.training`` prints) to the console; everything else stays in the log."""
+
+    def __init__(self, stem: str):
+        super().__init__(logging.INFO)
+        self.stem = stem
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for line in str(record.getMessage()).splitlines():
+            if line.startswith("[progress] "):
+                print(f"[run_all] {self.stem}: {line[len('[progress] ') :]}", flush=True)
+
+
+@contextlib.contextmanager
+def _stderr_into(log_path: Path):
+    """Send this process's standard error, and so the kernel's (framework start-up noise,
+    warnings), into the notebook's log instead of the console."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log_path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def run(
     profile: str = "cpu",
     data: str | None = None,
@@ -255,16 +286,19 @@ def _run_series(
         saved_env = os.environ.get(config.SET_ENV)
         if overrides:  # the kernel inherits the environment: config.make reads it
             os.environ[config.SET_ENV] = json.dumps(overrides, default=str)
+        progress = _Progress(nb.stem)
+        pm_logger.addHandler(progress)
         try:
-            pm.execute_notebook(
-                str(nb),
-                str(executed),
-                parameters=nb_params,
-                kernel_name=kernel,
-                cwd=str(NOTEBOOK_DIR),
-                log_output=True,
-                progress_bar=False,
-            )
+            with _stderr_into(log_path):
+                pm.execute_notebook(
+                    str(nb),
+                    str(executed),
+                    parameters=nb_params,
+                    kernel_name=kernel,
+                    cwd=str(NOTEBOOK_DIR),
+                    log_output=True,
+                    progress_bar=False,
+                )
         except Exception as exc:  # noqa: BLE001 - any failure stops the series with a plain message
             seconds = time.perf_counter() - start
             message, trace = _error_text(exc)
@@ -283,6 +317,7 @@ def _run_series(
             return 1
         finally:
             pm_logger.removeHandler(handler)
+            pm_logger.removeHandler(progress)
             handler.close()
             if saved_env is None:
                 os.environ.pop(config.SET_ENV, None)

@@ -266,12 +266,39 @@ class _Checkpointer(keras.callbacks.Callback):
         self.state["epoch"] = epoch + 1
         _save_checkpoint(self.model, self.ckpt, self.state)
         results.write_csv(self.history_path, pd.DataFrame(self.rows))
+        self._progress(epoch + 1, row)
+
+    def _progress(self, done: int, row: dict) -> None:
+        """One line per epoch, which ``run_all.sh`` shows on the console."""
+        val = {k: v for k, v in row.items() if k.startswith("val_")}
+        shown = next((k for k in ("val_mae", "val_loss") if k in val), None)
+        per_epoch = np.mean([r["seconds"] for r in self.rows[-3:]])
+        left = (self.total - done) * per_epoch
+        print(
+            f"[progress] {self.model.name}: epoch {done}/{self.total}, loss {row['loss']:.4g}"
+            + (f", {shown} {val[shown]:.4g}" if shown else "")
+            + f", {row['seconds']:.0f} s; about {left / 60:.1f} min left",
+            flush=True,
+        )
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The random-number states of the model's layers (the flips' coins): saved with a checkpoint
+    so that a resumed training draws what an uninterrupted one would have drawn."""
+    return [
+        g.state
+        for layer in model._flatten_layers(include_self=False)
+        for g in getattr(layer, "_seed_generators", [])
+    ]
 
 
 def _save_checkpoint(model: keras.Model, ckpt: Path, state: dict) -> None:
     with results.atomic_path(ckpt / "last.weights.h5") as tmp:
         model.save_weights(tmp)
     opt = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
+    opt.update(
+        {f"seed{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_seed_states(model))}
+    )
     with results.atomic_path(ckpt / "optimizer.npz") as tmp:
         np.savez(tmp, **opt)
     results.write_json(ckpt / "state.json", state)  # written last: it vouches for the two above
@@ -282,13 +309,17 @@ def _restore_checkpoint(model: keras.Model, ckpt: Path) -> None:
     model.load_weights(ckpt / "last.weights.h5")
     saved = np.load(ckpt / "optimizer.npz")
     variables = model.optimizer.variables
-    if len(saved.files) != len(variables):
+    seeds = _seed_states(model)
+    if len([f for f in saved.files if f.startswith("v")]) != len(variables):
         raise RuntimeError(
             f"Checkpoint {ckpt} does not match this model's optimizer; delete the folder "
             "to start this training again"
         )
     for i, v in enumerate(variables):
         v.assign(saved[f"v{i}"])
+    for i, v in enumerate(seeds):
+        if f"seed{i}" in saved.files:
+            v.assign(saved[f"seed{i}"])
 
 
 def fit(

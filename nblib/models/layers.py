@@ -40,6 +40,18 @@ def image_input(image_size: int, channels: int = 3, flips: bool = True, name: st
     return inputs, x
 
 
+def flip_draws(image, n: int = 8, seed: int = 0) -> list:
+    """``n`` training-time draws of the model front's random flips on one uint8 ``S x S`` image
+    (for showing what the models see), as ``[0, 1]`` float arrays."""
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    inputs, x = image_input(image.shape[0], channels=1, flips=True)
+    front = keras.Model(inputs, x)
+    batch = np.repeat(np.asarray(image, np.uint8)[None, ..., None], n, axis=0)
+    return list(keras.ops.convert_to_numpy(front(batch, training=True))[..., 0])
+
+
 def conv_bn_act(
     x,
     filters: int,

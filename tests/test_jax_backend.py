@@ -1,0 +1,214 @@
+"""The library under Keras' JAX backend, with TensorFlow hidden: every builder, a training killed
+and resumed, the smoke run of notebooks 03 and 05, a model saved under TensorFlow loaded under
+JAX (and without nblib, safe_mode on), and the GPU check at a tiny scale on the CPU.
+
+Each check runs in a fresh interpreter with ``KERAS_BACKEND=jax`` and a stand-in ``tensorflow``
+package first on the path that fails to import, as on a GPU machine that has JAX and no
+TensorFlow. Skipped only where JAX is not installed (it is part of the dev extra).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nblib import config
+
+pytest.importorskip("jax")
+ROOT = config.ROOT
+HIDE_TF = str(ROOT / "tests" / "without_tensorflow")
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "BONEAGE_SET"}
+    env.update(
+        KERAS_BACKEND="jax",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([HIDE_TF, str(ROOT), env.get("PYTHONPATH", "")]),
+        **extra,
+    )
+    return env
+
+
+def _python(code: str, *args: str, timeout: int = 600) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_BUILDERS = """
+import json, keras, numpy as np
+from nblib.models import autoencoder, baselines, bonet, inception_v4, layers, resnet50
+assert keras.backend.backend() == "jax"
+counts = {
+    "resnet50": resnet50.build(256, 1.0).count_params(),
+    "inception_v4": inception_v4.build(256, 1.0).count_params(),
+    "autoencoder": autoencoder.build(256, 1.0)[0].count_params(),
+    "ae_bonet": bonet.random_init(64, 0.125).count_params(),
+    "mobilenet": baselines.build("mobilenet", 64, weights=None, width=0.25).count_params(),
+}
+x = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 1), dtype=np.uint8)
+p = inception_v4.build(80, 0.125, output_bias=100.0).predict(x, verbose=0)
+import sys
+print(json.dumps({"counts": counts, "finite": bool(np.isfinite(p).all()),
+                  "tensorflow_loaded": "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None}))
+"""
+
+
+@pytest.mark.slow
+def test_every_builder_under_jax_without_tensorflow():
+    res = _python(_BUILDERS)
+    assert res["counts"]["resnet50"] == 32_019_841
+    assert res["counts"]["inception_v4"] == 41_175_937
+    assert res["counts"]["autoencoder"] == 12_546_177
+    assert res["finite"] and not res["tensorflow_loaded"]
+
+
+_RESUME = """
+import json, sys, keras, numpy as np, pandas as pd
+from nblib import config, pipeline, training
+from nblib.models import resnet50
+out, kill = sys.argv[1], int(sys.argv[2])
+cfg = config.make("03_resnet50", "smoke", output_dir=out, epochs=4, image_size=32)
+training.setup(cfg)
+rng = np.random.default_rng(0)
+imgs = rng.integers(0, 256, (32, 32, 32), dtype=np.uint8)
+y = rng.uniform(20, 200, 32).astype("float32")
+src = pipeline.BatchSource(imgs, y, 8, True, "boneage", cfg.seed)
+val = pipeline.BatchSource(imgs, y, 8, False, "boneage", cfg.seed)
+train_ds, val_ds = pipeline.Batches(src), pipeline.Batches(val)
+m = resnet50.build(32, 0.125, output_bias=100.0)
+training.compile_model(m, cfg, loss="msle")
+class Kill(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if kill and epoch + 1 == kill:
+            raise SystemExit(3)
+orig = keras.Model.fit
+keras.Model.fit = lambda self, *a, **k: orig(self, *a, **{**k, "callbacks": [*k["callbacks"], Kill()]})
+h = training.fit(m, train_ds, val_ds, cfg, verbose=0)
+print(json.dumps({"loss": h["loss"].tolist(), "val_loss": h["val_loss"].tolist(),
+                  "weights": float(sum(np.abs(w).sum() for w in m.get_weights()))}))
+"""
+
+
+@pytest.mark.slow
+def test_training_killed_under_jax_resumes_to_the_same_end(tmp_path):
+    full = _python(_RESUME, str(tmp_path / "full"), "0")
+    killed = subprocess.run(
+        [sys.executable, "-c", _RESUME, str(tmp_path / "resumed"), "2"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert killed.returncode == 3, killed.stderr[-3000:]
+    resumed = _python(_RESUME, str(tmp_path / "resumed"), "0")
+    assert len(full["loss"]) == len(resumed["loss"]) == 4
+    # same optimizer state, same feed order of each epoch: the same end
+    np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-5)
+    np.testing.assert_allclose(resumed["val_loss"], full["val_loss"], rtol=1e-5)
+    assert resumed["weights"] == pytest.approx(full["weights"], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_smoke_run_of_03_and_05_under_jax(tmp_path):
+    res = subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--only", "3,5"]
+        + ["--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    for stem in ("03_resnet50", "05_autoencoder_pretraining"):
+        doc = json.loads((tmp_path / stem / "metrics.json").read_text())
+        assert doc["provenance"]["hardware"]["backend"] == "jax"
+    assert (tmp_path / "05_autoencoder_pretraining" / "encoder.weights.h5").is_file()
+
+
+_SAVE_TF = """
+import json, sys, numpy as np
+from nblib import config, training
+from nblib.models import resnet50
+m = resnet50.build(64, 0.125, output_bias=100.0)
+training.compile_model(m, config.make("03_resnet50", "smoke"), loss="msle")
+x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 1), dtype=np.uint8)
+m.fit(x, np.linspace(20, 200, 8).astype("float32"), epochs=1, verbose=0)
+training.save_model(m, sys.argv[1])
+np.save(sys.argv[2], m.predict(x, verbose=0))
+"""
+
+_LOAD = """
+import json, sys, keras, numpy as np
+assert "nblib" not in sys.modules
+m = keras.saving.load_model(sys.argv[1], safe_mode=True)
+x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 1), dtype=np.uint8)
+ref = np.load(sys.argv[2])
+print(json.dumps({"backend": keras.backend.backend(), "max_diff": float(np.abs(m.predict(x, verbose=0) - ref).max()),
+                  "nblib_loaded": any(k.startswith("nblib") for k in sys.modules)}))
+"""
+
+
+@pytest.mark.slow
+def test_model_saved_under_tensorflow_loads_under_jax_without_nblib(tmp_path):
+    path, ref = str(tmp_path / "model.keras"), str(tmp_path / "ref.npy")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = str(ROOT)
+    saved = subprocess.run(
+        [sys.executable, "-c", _SAVE_TF, path, ref],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    for backend_env in (_env(PYTHONPATH=HIDE_TF), {**env, "PYTHONPATH": ""}):
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD, path, ref],
+            capture_output=True,
+            text=True,
+            env=backend_env,
+            timeout=300,
+            cwd=str(tmp_path),
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        assert res["max_diff"] < 1e-4 and not res["nblib_loaded"], res
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "nblib.benchmark", "gpu", "--out", str(tmp_path)]
+        + ["--image-size", "80", "--width", "0.125", "--batch-size", "4", "--steps", "2"]
+        + ["--no-series", "--budget", "400"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    doc = json.loads((tmp_path / "gpu.json").read_text())
+    assert doc["backend"] == "jax"  # the series itself: test_smoke_run_of_03_and_05_under_jax
+    rates = {(r["model"], r["precision"]): r["train_img_s"] for r in doc["train"]}
+    assert len(rates) == 6 and all(v > 0 for v in rates.values())
+    assert doc["feed"]["feed_img_s"] > 0 and doc["projected_paper_hours"]
+    assert "| resnet50 |" in (tmp_path / "gpu.md").read_text()
