@@ -146,7 +146,7 @@ def save_model(model: keras.Model, path: Path | str) -> Path:
     without importing nblib (the training-only metrics, such as R2, stay behind), and it takes
     raw uint8 gray images ``[N, S, S, 1]``.
     """
-    export = keras.models.clone_model(model)
+    export = keras.Model.from_config(model.get_config())  # the architecture, no compile settings
     export.set_weights(model.get_weights())
     with results.atomic_path(path) as tmp:
         export.save(tmp)

@@ -30,8 +30,8 @@ def _env(**extra) -> dict:
         KERAS_BACKEND="jax",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join([HIDE_TF, str(ROOT), env.get("PYTHONPATH", "")]),
-        **extra,
     )
+    env.update(extra)
     return env
 
 
