@@ -280,6 +280,7 @@ def gpu_check(
     series: bool = True,
     budget_s: float = 480.0,
     series_profile: str = "paper-lite",
+    models: tuple[str, ...] = MODELS,
 ) -> dict:
     """The GPU check: training throughput of each paper model (and keras' ResNet50 as the
     reference) with and without mixed precision, the feed's rate, projected paper-profile wall
@@ -313,6 +314,7 @@ def gpu_check(
     ]
     if tf:
         plan += [("resnet50", False, False, False), ("resnet50", True, False, False)]
+    plan = [p for p in plan if p[0] in models]
     rows = []
     for name, mp, xla, det in plan:
         if time.perf_counter() - t0 > budget_s:
@@ -478,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--steps", type=int, default=20)
     g.add_argument("--budget", type=float, default=480.0, help="seconds of measurements at most")
     g.add_argument("--no-series", action="store_true", help="skip the paper-lite series")
+    g.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}"
+    )
     g.add_argument("--series-profile", default="paper-lite", help="profile of the series run")
     g.add_argument(
         "--series-only",
@@ -507,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             series=not args.no_series,
             budget_s=args.budget,
             series_profile=args.series_profile,
+            models=tuple(m.strip() for m in args.models.split(",")),
         )
         print(gpu_markdown(doc))
         return 0 if all("train_img_s" in r for r in doc["train"]) else 1

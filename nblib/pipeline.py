@@ -137,13 +137,13 @@ def inspect_image(
     is dark and most pixels are darker than the mean. None of the 1,000 real RSNA sample images
     is flagged by the rule below, while most of their inverted copies are.
     """
-    known = _VERDICTS.get(str(path))
-    if known is not None:
+    verdict = _VERDICTS.get(str(path))
+    if verdict is not None:
         if image_size and known is None:
             known = known_images(image_size)
         small = known.get(str(path)) if image_size else None
-        if not image_size or small is not None or known[0]:
-            return known[0], known[1], small
+        if not image_size or small is not None or verdict[0]:
+            return verdict[0], verdict[1], small
     try:
         img, alpha = read_gray(path)
         DECODES["count"] += 1
