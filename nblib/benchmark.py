@@ -86,6 +86,11 @@ def pipeline_throughput(df, image_size: int = 256, batch_size: int = 16, epochs:
 
 
 MODELS = ("resnet50", "inception_v4", "autoencoder", "keras_resnet50")
+METHOD = (
+    "train_on_batch on one batch of random data already in host memory, 20 timed steps "
+    "after 2 warm-up steps; each step returns its loss to Python, so steps do not overlap "
+    "(a lower bound on what fit() reaches)"
+)
 
 
 def _build(model_name: str, image_size: int, width: float):
@@ -343,6 +348,7 @@ def gpu_check(
         r["feed_over_model"] = round(feed["feed_img_s"] / r["train_img_s"], 1)
     doc = {
         "what": "python -m nblib.benchmark gpu",
+        "method": METHOD,
         "date": datetime.date.today().isoformat(),
         "backend": keras.backend.backend(),
         "devices": training.accelerators()
@@ -397,7 +403,7 @@ def gpu_markdown(doc: dict) -> str:
         f"{doc['date']}; Keras backend **{doc['backend']}**; "
         + ", ".join(f"{k} {v}" for k, v in doc["versions"].items())
         + f". Command: `{doc['what']}`. Batch {doc['batch_size']}, {doc['image_size']} px, "
-        f"width {doc['width']}, random data in memory.",
+        f"width {doc['width']}, random data in memory. Method: {doc.get('method', METHOD)}.",
         "",
         "| model | precision | XLA | deterministic | params | training img/s | "
         "vs keras ResNet50 | peak memory (GB) | compile + first steps (s) |",
