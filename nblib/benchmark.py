@@ -126,6 +126,37 @@ def _batch(model, batch_size: int, rng) -> tuple:
     return x, rng.uniform(1, 228, batch_size).astype(np.float32)
 
 
+def feed_comparison(image_size: int = 128, width: float = 0.25, batch_size: int = 16, n: int = 320):
+    """Training images/s of paper 1's ResNet-50 fed by tf.data and by the PyDataset, in one run
+    (TensorFlow backend: the only one where both feeds exist). Two epochs timed after one."""
+    import keras
+
+    from nblib import pipeline
+    from nblib.models import resnet50
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, image_size, image_size), dtype=np.uint8)
+    labels = rng.uniform(1, 228, n).astype(np.float32)
+    out = {"image_size": image_size, "width": width, "batch_size": batch_size}
+    for feed in ("tf.data", "pydataset"):
+        keras.utils.set_random_seed(0)
+        source = pipeline.BatchSource(images, labels, batch_size, True, "boneage", 0)
+        if feed == "tf.data":
+            from nblib import tfbackend
+
+            ds = tfbackend.dataset(source)
+        else:
+            ds = pipeline.Batches(source)
+        model = resnet50.build(image_size, width, output_bias=120.0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="msle")
+        model.fit(ds, epochs=1, verbose=0)
+        t = time.perf_counter()
+        model.fit(ds, epochs=2, verbose=0)
+        out[f"{feed}_img_s"] = round(2 * n / (time.perf_counter() - t), 1)
+    out["ratio_tfdata_vs_pydataset"] = round(out["tf.data_img_s"] / out["pydataset_img_s"], 2)
+    return out
+
+
 def peak_memory_bytes() -> int | None:
     """Peak device memory of this process so far (GPU under JAX or TensorFlow), else None."""
     import keras
@@ -478,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default=None)
     t.add_argument("--json", action="store_true", help="print the result as one JSON line")
     t.add_argument("--deterministic", action="store_true", help="deterministic kernels")
+    f = sub.add_parser("feeds", help="tf.data against the PyDataset feed (TensorFlow backend)")
+    f.add_argument("--image-size", type=int, default=128)
+    f.add_argument("--width", type=float, default=0.25)
+    f.add_argument("--batch-size", type=int, default=16)
     g = sub.add_parser("gpu", help="the GPU check (models, feed, projections, paper-lite series)")
     g.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "benchmarks"))
     g.add_argument("--image-size", type=int, default=256)
@@ -497,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     g.add_argument("--series-out", default=None, help="run folder of the series")
     args = ap.parse_args(argv)
+    if args.what == "feeds":
+        print(json.dumps(feed_comparison(args.image_size, args.width, args.batch_size)))
+        return 0
     if args.what == "gpu" and args.series_only:
         from nblib import results
 
