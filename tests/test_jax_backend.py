@@ -197,8 +197,8 @@ def test_model_saved_under_tensorflow_loads_under_jax_without_nblib(tmp_path):
 def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "nblib.benchmark", "gpu", "--out", str(tmp_path)]
-        + ["--image-size", "80", "--width", "0.125", "--batch-size", "4", "--steps", "2"]
-        + ["--models", "resnet50,keras_resnet50", "--no-series", "--budget", "400"],
+        + ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--steps", "1"]
+        + ["--models", "keras_resnet50", "--no-series", "--budget", "400"],
         capture_output=True,
         text=True,
         env=_env(),
@@ -209,7 +209,7 @@ def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
     doc = json.loads((tmp_path / "gpu.json").read_text())
     assert doc["backend"] == "jax"  # the series itself: test_smoke_run_of_03_and_05_under_jax
     rates = {(r["model"], r["precision"]): r["train_img_s"] for r in doc["train"]}
-    assert len(doc["train"]) == 5 and len(rates) == 4 and all(v > 0 for v in rates.values())
-    assert all("vs_keras_resnet50" in r for r in doc["train"] if r["model"] == "resnet50")
+    assert len(doc["train"]) == len(rates) == 2 and all(v > 0 for v in rates.values())
+    assert {p for _, p in rates} == {"float32", "mixed_bfloat16"}
     assert doc["feed"]["feed_img_s"] > 0 and doc["projected_paper_hours"]
-    assert "| resnet50 |" in (tmp_path / "gpu.md").read_text()
+    assert "| keras_resnet50 |" in (tmp_path / "gpu.md").read_text()
