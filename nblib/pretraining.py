@@ -134,7 +134,7 @@ def pretrain(
     run_dir = run_dir or cfg.run_dir
     ends = stage_ends(stages)
     done = (
-        pd.read_csv(run_dir / "stages.csv")
+        results.read_csv(run_dir / "stages.csv")
         if (run_dir / "stages.csv").is_file()
         else pd.DataFrame()
     )

@@ -368,7 +368,8 @@ def fit(
         state = json.loads((ckpt / "state.json").read_text())
         _restore_checkpoint(model, ckpt)
         if history_path.is_file():  # keep only rows the checkpoint vouches for
-            rows = pd.read_csv(history_path).query("epoch <= @state['epoch']").to_dict("records")
+            history = results.read_csv(history_path)  # a damaged file is named, not a traceback
+            rows = history[history["epoch"] <= state["epoch"]].to_dict("records")
         if state["epoch"]:
             print(f"Continuing from the checkpoint of epoch {state['epoch']} in {ckpt}")
     start = state["epoch"]

@@ -35,15 +35,15 @@ def _env(**extra) -> dict:
     return env
 
 
-def _python(code: str, *args: str, timeout: int = 600) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=timeout,
-        cwd=ROOT,
+def _run(cmd: list[str], env: dict | None = None, cwd=ROOT, timeout: int = 900):
+    """A command in a fresh process (under JAX with TensorFlow hidden unless ``env`` says else)."""
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=env or _env(), timeout=timeout, cwd=cwd
     )
+
+
+def _python(code: str, *args: str) -> dict:
+    out = _run([sys.executable, "-c", code, *args])
     assert out.returncode == 0, out.stderr[-4000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -106,14 +106,7 @@ print(json.dumps({"loss": h["loss"].tolist(), "val_loss": h["val_loss"].tolist()
 @pytest.mark.slow
 def test_training_killed_under_jax_resumes_to_the_same_end(tmp_path):
     full = _python(_RESUME, str(tmp_path / "full"), "0")
-    killed = subprocess.run(
-        [sys.executable, "-c", _RESUME, str(tmp_path / "resumed"), "2"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=600,
-        cwd=ROOT,
-    )
+    killed = _run([sys.executable, "-c", _RESUME, str(tmp_path / "resumed"), "2"])
     assert killed.returncode == 3, killed.stderr[-3000:]
     resumed = _python(_RESUME, str(tmp_path / "resumed"), "0")
     assert len(full["loss"]) == len(resumed["loss"]) == 4
@@ -126,14 +119,9 @@ def test_training_killed_under_jax_resumes_to_the_same_end(tmp_path):
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_smoke_run_of_03_and_05_under_jax(tmp_path):
-    res = subprocess.run(
+    res = _run(
         ["bash", str(ROOT / "run_all.sh"), "--profile", "smoke", "--only", "3,5"]
-        + ["--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=900,
-        cwd=ROOT,
+        + ["--out", str(tmp_path)]
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for stem in ("03_resnet50", "05_autoencoder_pretraining"):
@@ -170,24 +158,10 @@ def test_model_saved_under_tensorflow_loads_under_jax_without_nblib(tmp_path):
     path, ref = str(tmp_path / "model.keras"), str(tmp_path / "ref.npy")
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     env["PYTHONPATH"] = str(ROOT)
-    saved = subprocess.run(
-        [sys.executable, "-c", _SAVE_TF, path, ref],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=ROOT,
-    )
+    saved = _run([sys.executable, "-c", _SAVE_TF, path, ref], env=env)
     assert saved.returncode == 0, saved.stderr[-3000:]
     for backend_env in (_env(PYTHONPATH=HIDE_TF), {**env, "PYTHONPATH": ""}):
-        out = subprocess.run(
-            [sys.executable, "-c", _LOAD, path, ref],
-            capture_output=True,
-            text=True,
-            env=backend_env,
-            timeout=300,
-            cwd=str(tmp_path),
-        )
+        out = _run([sys.executable, "-c", _LOAD, path, ref], env=backend_env, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
         res = json.loads(out.stdout.strip().splitlines()[-1])
         assert res["max_diff"] < 1e-4 and not res["nblib_loaded"], res
@@ -195,15 +169,10 @@ def test_model_saved_under_tensorflow_loads_under_jax_without_nblib(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
-    res = subprocess.run(
+    res = _run(
         [sys.executable, "-m", "nblib.benchmark", "gpu", "--out", str(tmp_path)]
         + ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--steps", "1"]
-        + ["--models", "keras_resnet50", "--no-series", "--budget", "400"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=900,
-        cwd=ROOT,
+        + ["--models", "keras_resnet50", "--no-series", "--budget", "400"]
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     doc = json.loads((tmp_path / "gpu.json").read_text())
