@@ -268,6 +268,8 @@ def make_dataset(
     seed: int = 0,
     cache_dir: Path | str | None = None,
     feed: str = "auto",
+    images: np.ndarray | None = None,
+    sex: np.ndarray | None = None,
 ):
     """Batches of raw uint8 images ``[B, S, S, 1]`` from the decoded-once cache.
 
@@ -281,12 +283,22 @@ def make_dataset(
     ``feed``: ``"tf.data"`` (a ``tf.data`` pipeline), ``"pydataset"`` (a backend-neutral
     ``keras.utils.PyDataset``), or ``"auto"``: tf.data under the TensorFlow backend, where it
     was measured faster, PyDataset under JAX and PyTorch (no TensorFlow needed).
+
+    ``images`` (uint8 ``[N, S, S]``, row for row with ``df``) replaces the decode-once cache, for
+    images preprocessed otherwise (notebook 08's crops). ``sex`` (``[N]``, 1 = male) makes the
+    inputs a pair ``(image, sex [B, 1])`` for a model with a second input.
     """
     if len(df) == 0:
         raise ValueError("Cannot make a dataset from an empty table")
     if target not in ("boneage", "image", None):
         raise ValueError(f"target must be 'boneage', 'image' or None, got {target!r}")
-    images = load_images(df, image_size, cache_dir=cache_dir)
+    if images is None:
+        images = load_images(df, image_size, cache_dir=cache_dir)
+    elif images.shape[:3] != (len(df), image_size, image_size) or images.dtype != np.uint8:
+        raise ValueError(
+            f"images must be uint8 [{len(df)}, {image_size}, {image_size}], "
+            f"got {images.dtype} {list(images.shape)}"
+        )
     labels = (
         df["boneage"].to_numpy(np.float32) if "boneage" in df else np.zeros(len(df), np.float32)
     )
@@ -294,7 +306,10 @@ def make_dataset(
         import keras
 
         feed = "tf.data" if keras.backend.backend() == "tensorflow" else "pydataset"
-    source = BatchSource(images, labels, batch_size, training, target, seed)
+    extra = None if sex is None else np.asarray(sex, np.float32).reshape(-1, 1)
+    if extra is not None and len(extra) != len(df):
+        raise ValueError(f"sex has {len(extra)} rows for a table of {len(df)}")
+    source = BatchSource(images, labels, batch_size, training, target, seed, extra)
     if feed == "tf.data":
         from nblib import tfbackend
 
@@ -322,8 +337,8 @@ class BatchSource:
     epoch advances when a feed finishes one; :meth:`set_epoch` sets it for a resumed training.
     """
 
-    def __init__(self, images, labels, batch_size, training, target, seed):
-        self.images, self.labels = images, labels
+    def __init__(self, images, labels, batch_size, training, target, seed, extra=None):
+        self.images, self.labels, self.extra = images, labels, extra
         self.batch_size, self.training, self.target, self.seed = (
             batch_size,
             training,
@@ -346,6 +361,8 @@ class BatchSource:
     def __getitem__(self, i: int):
         idx = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         x = self.images[idx][..., None]
+        if self.extra is not None:
+            x = (x, self.extra[idx])
         if self.target == "image":
             return x, x.astype(np.float32) * np.float32(1.0 / 255.0)
         if self.target is None:

@@ -22,10 +22,11 @@ def dataset(source) -> tf.data.Dataset:
     generator or a PyDataset does. Caches over 1.5 GB (the graph's 2 GB limit) are fed from the
     source's own seeded order through a generator instead.
     """
-    images, labels = source.images[..., None], source.labels
+    images, labels, extra = source.images[..., None], source.labels, source.extra
     s, n = images.shape[1], len(images)
     if images.nbytes <= MAX_IN_GRAPH_BYTES:
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        inputs = images if extra is None else (images, extra)
+        ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
         if source.training:
             ds = ds.shuffle(n, seed=source.seed, reshuffle_each_iteration=True)
         ds = ds.batch(source.batch_size)
@@ -34,10 +35,13 @@ def dataset(source) -> tf.data.Dataset:
         def gen():
             for i in range(len(source)):
                 x, y = source.batch_indices(i)
-                yield images[x], labels[y]
+                yield (images[x] if extra is None else (images[x], extra[x])), labels[y]
             source.set_epoch(source.epoch + 1)
 
-        sig = (tf.TensorSpec([None, s, s, 1], tf.uint8), tf.TensorSpec([None], tf.float32))
+        image_spec = tf.TensorSpec([None, s, s, 1], tf.uint8)
+        if extra is not None:
+            image_spec = (image_spec, tf.TensorSpec([None, 1], tf.float32))
+        sig = (image_spec, tf.TensorSpec([None], tf.float32))
         ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(source)))
     if source.target == "image":

@@ -67,6 +67,21 @@ def _block(x, filters, strides, conv_shortcut: bool, name: str, act: str):
     return layers.Activation(act, name=f"{name}_out")(x)
 
 
+def trunk(x, width: float = 1.0, *, activation: str = "gelu"):
+    """The residual trunk on image tensor ``x`` (stem, stages 2-5); returns the last feature map."""
+    x = layers.ZeroPadding2D(3, name="stem_pad")(x)
+    x = _conv(x, scaled(64, width), 7, strides=2, activation=activation, name="stem")
+    # 256 px: 128x128x64
+    x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)  # 63x63x64
+    for s, (filters, n_identity, stride) in enumerate(STAGES, start=2):
+        f = tuple(scaled(v, width) for v in filters)
+        x = _block(x, f, stride, True, f"stage{s}_block1", activation)
+        for b in range(n_identity):
+            x = _block(x, f, 1, False, f"stage{s}_block{b + 2}", activation)
+        # stage 2: 63x63x256, stage 3: 32x32x512, stage 4: 16x16x1024, stage 5: 8x8x2048
+    return x
+
+
 def build(
     image_size: int = 256,
     width: float = 1.0,
@@ -89,16 +104,7 @@ def build(
     if image_size < 32:
         raise ValueError(f"ResNet-50 needs images of at least 32 px, got {image_size}")
     inputs, x = image_input(image_size, channels, flips)
-    x = layers.ZeroPadding2D(3, name="stem_pad")(x)
-    x = _conv(x, scaled(64, width), 7, strides=2, activation=activation, name="stem")
-    # 256 px: 128x128x64
-    x = layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)  # 63x63x64
-    for s, (filters, n_identity, stride) in enumerate(STAGES, start=2):
-        f = tuple(scaled(v, width) for v in filters)
-        x = _block(x, f, stride, True, f"stage{s}_block1", activation)
-        for b in range(n_identity):
-            x = _block(x, f, 1, False, f"stage{s}_block{b + 2}", activation)
-        # stage 2: 63x63x256, stage 3: 32x32x512, stage 4: 16x16x1024, stage 5: 8x8x2048
+    x = trunk(x, width, activation=activation)
     if x.shape[1] >= 2:
         x = layers.AveragePooling2D(2, name="avg_pool")(x)  # 4x4x2048
     x = layers.Flatten(name="flatten")(x)  # 32,768
