@@ -2,23 +2,32 @@
 
 Profiles live in ``params/<profile>.yaml``. Each file has a ``common`` section and one section per
 notebook (keyed by the notebook's stem, e.g. ``03_resnet50``); the notebook section overrides
-``common``, and parameters passed to :func:`make` (a notebook's ``parameters`` cell, or papermill)
-override both, except where they are ``None``, which means "take the profile's value".
+``common``, and a notebook's parameters override both, except where they are ``None``, which
+means "take the profile's value". A notebook's config cell calls :func:`from_notebook`, which
+gathers the names its ``parameters`` cell declares (and any papermill injected), so no notebook
+lists its parameters a second time. Every name and value is checked against the fields of
+:class:`Config`; a problem names where the value came from (file and section, ``--set``, the
+parameters cell or papermill).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import json
 import os
 import random
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+
+from nblib import results
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
@@ -31,18 +40,28 @@ MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are unsigned 32-bit
 SET_ENV = "BONEAGE_SET"  # JSON object of parameters set by ``run_all.sh --set key=value``
 
 
+class ConfigError(ValueError):
+    """Invalid configuration: ``problems`` lists every one, the message shows them all."""
+
+    def __init__(self, notebook: str, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(f"Invalid configuration for {notebook}:\n  - " + "\n  - ".join(problems))
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a notebook needs to know to run; saved next to every result.
 
     Paths are absolute. ``data_dir`` pointing at ``DEFAULT_DATA_DIR`` means the embedded synthetic
-    data set, generated on first use with ``synthetic_count`` training images.
+    data set, generated on first use with ``synthetic_count`` training images. Each field's type
+    is also the rule its values are checked by, wherever they come from (:func:`make`).
     """
 
     notebook: str
     profile: str = "cpu"
     seed: int = 42
     data_dir: Path = DEFAULT_DATA_DIR
+    labels_dir: Path | None = None  # label tables to describe (01); None = the data set's own
     output_dir: Path = ROOT / "runs" / "cpu"
     image_size: int = 256
     width: float = 1.0
@@ -61,7 +80,6 @@ class Config:
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (see training)
     bn_momentum: float = 0.99  # BatchNorm moving-average momentum (Keras' default, the papers')
     clipnorm: float = 0.0  # clip each step's gradient norm at this value; 0 = off (the papers')
-    cache: str = "memory"  # "memory" | "disk" | "none": where decoded images are cached
     synthetic_count: int = 1200  # training images of the embedded synthetic data set
     ae_stages: tuple[int, ...] = (300, 200, 100, 150, 150)  # paper 2, Table 2
     baselines: tuple[str, ...] = ("xception", "vgg16", "inception_v3", "mobilenet")
@@ -70,7 +88,6 @@ class Config:
     baseline_epochs: int = 10
     baseline_max_samples: int = 0
     baseline_weights: str = "imagenet"  # "imagenet" | "none"
-    extra: dict[str, Any] = field(default_factory=dict)  # notebook-specific, free-form
 
     def __post_init__(self) -> None:
         problems = []
@@ -113,8 +130,6 @@ class Config:
             problems.append(f"clipnorm must be 0 (off) or positive, got {self.clipnorm}")
         if not isinstance(self.deterministic, bool):
             problems.append(f"deterministic must be true or false, got {self.deterministic!r}")
-        if self.cache not in ("memory", "disk", "none"):
-            problems.append(f"cache must be memory, disk or none, got {self.cache!r}")
         if self.synthetic_count < 10:
             problems.append(f"synthetic_count must be at least 10, got {self.synthetic_count}")
         if not self.ae_stages or any(int(s) < 1 for s in self.ae_stages):
@@ -125,10 +140,8 @@ class Config:
             problems.append(
                 f"baseline_weights must be imagenet or none, got {self.baseline_weights!r}"
             )
-        if problems:
-            raise ValueError(
-                "Invalid configuration for " + self.notebook + ":\n  - " + "\n  - ".join(problems)
-            )
+        if problems:  # each message starts with its field's name: make() adds where it was set
+            raise ConfigError(self.notebook, problems)
 
     @property
     def run_dir(self) -> Path:
@@ -150,8 +163,6 @@ class Config:
 
     def save(self, path: Path | None = None) -> Path:
         """Write the configuration as JSON (atomically) into the run directory."""
-        from nblib import results
-
         path = Path(path) if path else self.run_dir / "config.json"
         results.write_json(path, self.to_dict())
         return path
@@ -162,11 +173,101 @@ def notebook_stems() -> list[str]:
     return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-def load_profile(profile: str, notebook: str | None = None) -> dict[str, Any]:
-    """Return the merged ``common`` + notebook section of ``params/<profile>.yaml``.
+# --- what each field accepts, derived from the dataclass --------------------------------------
 
-    A section that names no notebook (a typo such as ``03_resnet-50``) is refused rather than
-    skipped, since its settings would otherwise silently not apply; so is YAML that does not parse.
+_HINTS = typing.get_type_hints(Config)
+_FIELDS = set(_HINTS)
+# Set by make's own arguments, never by a profile file or --set.
+_NOT_IN_PROFILES = {"notebook": "the section's name", "profile": "the file's name"}
+# auto|on|off switches: YAML 1.1 (profiles, --set) reads an unquoted on/off as true/false.
+_SWITCHES = ("mixed_precision", "xla")
+
+
+def _is_path(name: str) -> bool:
+    """Whether field ``name`` holds a path (``""`` then means "not set", as ``None`` does)."""
+    hint = _HINTS.get(name)
+    return hint is Path or Path in typing.get_args(hint)
+
+
+def _convert(name: str, value: Any, typ: type) -> Any:
+    """``value`` as ``typ``, or raise ValueError saying what ``name`` must be.
+
+    Nothing is rounded or guessed: ``epochs=2.7`` is refused (``3.0`` is 3), and a boolean must be
+    true or false (the strings too, in any case): ``"false"`` must never count as true.
+    """
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) and name in _SWITCHES:
+            return "on" if value else "off"
+        raise ValueError(f"{name} must be text, got {value!r}")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if typ is int:
+        if not np.isfinite(value) or float(value) != int(value):
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        return int(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _check(name: str, value: Any) -> Any:
+    """``value`` converted to the type of field ``name``; ValueError saying what is expected.
+
+    A list field also takes one value (``baseline_sizes: 80``) or a YAML list written as text
+    (papermill's ``-p ae_stages "[1, 1]"``). An optional path takes ``None``.
+    """
+    if name not in _FIELDS:
+        close = difflib.get_close_matches(name, sorted(_FIELDS), n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"{name} is not a parameter{hint}")
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        items = value
+        if isinstance(value, str):
+            try:
+                items = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
+        items = items if isinstance(items, list | tuple) else [items]
+        try:
+            return tuple(_convert(name, v, args[0]) for v in items)
+        except ValueError:
+            what = {int: "whole numbers", float: "numbers", str: "names"}[args[0]]
+            raise ValueError(f"{name} must be a list of {what}, got {value!r}") from None
+    if _is_path(name):
+        if value is None and type(None) in args:
+            return None
+        if not isinstance(value, str | os.PathLike):
+            raise ValueError(f"{name} must be a folder path, got {value!r}")
+        return value
+    return _convert(name, value, hint)
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+
+def _read_profile(profile: str) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """``params/<profile>.yaml`` as {section: {name: checked value}}, every section checked.
+
+    Refused, each with the file, the section, the name and what is expected: a section that names
+    no notebook (a typo such as ``03_resnet-50``), a name that is no parameter, a value of the
+    wrong type, and YAML that does not parse.
     """
     if profile not in PROFILES:
         raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -187,23 +288,48 @@ def load_profile(profile: str, notebook: str | None = None) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ValueError(f"Profile file {path} must hold sections (common:, 03_resnet50:, ...)")
     valid = ["common", *notebook_stems()]
-    problems = []
+    problems, sections = [], {}
     for name, section in doc.items():
         if str(name) not in valid:
             close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(f"unknown section {name!r}{hint}")
-        elif section is not None and not isinstance(section, dict):
+            continue
+        if section is not None and not isinstance(section, dict):
             problems.append(f"section {name!r} must hold name: value lines, got {section!r}")
+            continue
+        sections[str(name)] = {}
+        for key, value in (section or {}).items():
+            key = str(key)
+            if key in _NOT_IN_PROFILES:
+                problems.append(
+                    f"section {name!r}: {key} cannot be set here (it is {_NOT_IN_PROFILES[key]})"
+                )
+                continue
+            try:
+                sections[str(name)][key] = _check(key, value)
+            except ValueError as e:
+                problems.append(f"section {name!r}: {e}")
     if problems:
         raise ValueError(
             f"Profile file {path}:\n  - "
             + "\n  - ".join(problems)
-            + f"\nSections are 'common' and the notebooks: {', '.join(valid[1:])}."
+            + f"\nSections are 'common' and the notebooks: {', '.join(valid[1:])}; "
+            "names are the fields of nblib.config.Config."
         )
-    merged = dict(doc.get("common") or {})
+    return path, sections
+
+
+def load_profile(profile: str, notebook: str | None = None) -> dict[str, Any]:
+    """Return the merged ``common`` + notebook section of ``params/<profile>.yaml``, checked.
+
+    The whole file is checked, not only the sections asked for (see :func:`_read_profile`), so a
+    mistake in any section stops a series before its first notebook runs.
+    """
+    _, sections = _read_profile(profile)
+    merged = dict(sections.get("common", {}))
     if notebook:
-        merged.update(doc.get(notebook) or {})
+        merged.update(sections.get(notebook, {}))
     return merged
 
 
@@ -221,95 +347,148 @@ def env_overrides() -> dict[str, Any]:
     return doc
 
 
-_TUPLE_FIELDS = {f.name for f in dataclasses.fields(Config) if "tuple" in str(f.type)}
-_FIELDS = {f.name for f in dataclasses.fields(Config)}
-_TYPED = {
-    f.name: {"int": int, "float": float, "bool": bool}[str(f.type)]
-    for f in dataclasses.fields(Config)
-    if str(f.type) in ("int", "float", "bool")
-}
-
-
-def _convert(name: str, value: Any, typ: type) -> Any:
-    """``value`` as ``typ``, or raise ValueError saying what ``name`` must be.
-
-    Nothing is rounded or guessed: ``epochs=2.7`` is refused (``3.0`` is 3), and a boolean must be
-    true or false (the strings too, in any case): ``"false"`` must never count as true.
-    """
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if typ is int:
-        if not np.isfinite(value) or float(value) != int(value):
-            raise ValueError(f"{name} must be a whole number, got {value!r}")
-        return int(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+# --- building a Config -----------------------------------------------------------------------
 
 
 def make(notebook: str, profile: str = "cpu", **params: Any) -> Config:
     """Build the validated :class:`Config` of ``notebook`` for ``profile``.
 
-    ``params`` are a notebook's parameters; ``None`` or ``""`` values fall back to the profile.
-    Parameters set with ``run_all.sh --set`` (the ``BONEAGE_SET`` environment variable) apply
-    after the profile and before ``params``. Unknown names raise, so that a typo in a papermill
-    ``-p`` never goes unnoticed; every wrong value is listed in the one ValueError.
+    ``params`` are a notebook's parameters; ``None`` values, and ``""`` for a path, fall back to
+    the profile. Parameters set with ``run_all.sh --set`` (the ``BONEAGE_SET`` environment
+    variable) apply after the profile and before ``params``. Unknown names raise, so that a typo
+    never goes unnoticed; every wrong value is listed in the one ValueError, each with where it
+    was set.
     """
-    values: dict[str, Any] = load_profile(profile, notebook)
-    values.update(env_overrides())
-    for k, v in params.items():
-        if v is None or (isinstance(v, str) and v == "" and k in ("data_dir", "output_dir")):
+    return _build(notebook, profile, params, {})
+
+
+def _build(
+    notebook: str, profile: str, params: Mapping[str, Any], sources: Mapping[str, str]
+) -> Config:
+    """:func:`make`, with ``sources`` naming where each of ``params`` was set (for messages)."""
+    path, sections = _read_profile(profile)
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each value was set, for the messages
+    for section in ("common", notebook):
+        for k, v in sections.get(section, {}).items():
+            values[k], origin[k] = v, f"{path}, section {section!r}"
+    layers = [(k, v, f"--set ({SET_ENV})") for k, v in env_overrides().items()]
+    layers += [(k, v, sources.get(k, "parameters")) for k, v in params.items()]
+    problems = []
+    for k, v, source in layers:
+        if v is None or (isinstance(v, str) and v == "" and _is_path(k)):
             continue
-        values[k] = v
-    unknown = sorted(set(values) - _FIELDS)
-    if unknown:
-        raise ValueError(f"Unknown parameter(s) for {notebook}: {', '.join(unknown)}")
+        if k in _NOT_IN_PROFILES:
+            problems.append(f"{source}: {k} cannot be set here")
+            continue
+        try:
+            values[k], origin[k] = _check(k, v), source
+        except ValueError as e:
+            problems.append(f"{source}: {e}")  # the default stands in, so all are listed
     values["notebook"] = notebook
     values["profile"] = profile
     env_data = os.environ.get("BONEAGE_DATA_DIR")
-    data_dir = values.get("data_dir") or env_data or DEFAULT_DATA_DIR
-    values["data_dir"] = _resolve(data_dir)
+    values["data_dir"] = _resolve(values.get("data_dir") or env_data or DEFAULT_DATA_DIR)
     out = (
         values.get("output_dir")
         or os.environ.get("BONEAGE_OUTPUT_DIR")
         or (ROOT / "runs" / profile)
     )
     values["output_dir"] = _resolve(out)
-    for k in _TUPLE_FIELDS & set(values):
-        v = values[k]
-        values[k] = tuple(v) if isinstance(v, list | tuple) else (v,)
-    problems = []
-    for k, typ in _TYPED.items():
-        if k in values:
-            try:
-                values[k] = _convert(k, values[k], typ)
-            except ValueError as e:
-                problems.append(str(e))
-                del values[k]  # the default stands in, so every other problem is listed too
+    values["labels_dir"] = _resolve(values["labels_dir"]) if values.get("labels_dir") else None
     try:
         cfg = Config(**values)
-    except ValueError as e:
-        if not problems:
-            raise
-        problems += [line[4:] for line in str(e).splitlines()[1:]]
+    except ConfigError as e:
+        # each of Config's messages starts with its field's name
+        problems += [f"{origin.get(p.split()[0], 'default')}: {p}" for p in e.problems]
     if problems:
-        raise ValueError(
-            "Invalid configuration for " + notebook + ":\n  - " + "\n  - ".join(problems)
-        )
+        raise ConfigError(notebook, problems)
     return cfg
+
+
+def parameter_names(nb: Path | str) -> set[str]:
+    """The names assigned in the cell tagged ``parameters`` of notebook file ``nb`` (none: empty)."""
+    doc = json.loads(Path(nb).read_text(encoding="utf-8"))
+    for cell in doc.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"]
+            return _assigned_names("".join(source) if isinstance(source, list) else source)
+    return set()
+
+
+def _assigned_names(source: str) -> set[str]:
+    """The top-level names a cell of Python assigns (``a = 1``, ``a: int = 1``, ``a, b = 1, 2``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    targets = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets += node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets.append(node.target)
+    names = set()
+    for t in targets:
+        for n in ast.walk(t):
+            if isinstance(n, ast.Name):
+                names.add(n.id)
+    return names
+
+
+def _injected_names(namespace: Mapping[str, Any]) -> set[str]:
+    """The names papermill's injected-parameters cell assigned, when this kernel ran one.
+
+    IPython keeps the source of every executed cell in ``In``; papermill's cell starts with its
+    ``# Parameters`` comment. Outside IPython (no ``In``) nothing was injected.
+    """
+    for source in reversed(list(namespace.get("In") or [])):
+        if isinstance(source, str) and source.lstrip().startswith("# Parameters\n"):
+            return _assigned_names(source)
+    return set()
+
+
+def from_notebook(notebook: str, namespace: Mapping[str, Any]) -> Config:
+    """The :class:`Config` of ``notebook`` from the parameters its kernel holds: the config cell's
+    ``cfg = config.from_notebook("03_resnet50", globals())``.
+
+    Gathers exactly the names the notebook's ``parameters`` cell declares (read from
+    ``notebooks/<notebook>.ipynb``), with the values they hold now, so papermill's
+    injected-parameters cell, which runs after it, overrides them. A name papermill injected that
+    the cell does not declare counts too if it is a :class:`Config` field (papermill only warns
+    about it), and is refused otherwise. Types are checked against the fields; a problem names
+    the cell or papermill as its source.
+    """
+    path = NOTEBOOK_DIR / f"{notebook}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"Notebook {path} is missing: {notebook!r} names no notebook")
+    declared = parameter_names(path)
+    if not declared:
+        raise ValueError(f"Notebook {path} has no cell tagged 'parameters'")
+    injected = _injected_names(namespace)
+    cell = f"the parameters cell of {notebook}"
+    problems = [
+        f"{cell}: {name} is not a parameter; the names are the fields of nblib.config.Config"
+        for name in sorted(declared - _FIELDS)
+    ]
+    for name in sorted(injected - declared - _FIELDS):
+        close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"papermill parameter {name!r} is not a parameter of {notebook}{hint}")
+    problems += [
+        f"{cell}: {name} is not defined; run that cell first"
+        for name in sorted(declared - set(namespace))
+    ]
+    if problems:
+        raise ConfigError(notebook, problems)
+    names = (declared | injected) & _FIELDS
+    params = {name: namespace[name] for name in names}
+    sources = {
+        name: "papermill parameters (injected-parameters cell)" if name in injected else cell
+        for name in names
+    }
+    profile = params.pop("profile", None) or "cpu"
+    return _build(notebook, profile, params, sources)
 
 
 def _resolve(p: Any) -> Path:

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nblib.config import ROOT
+# The checkout this package lives in, for its git revision (git finds the repository from any
+# folder inside it). Not config.ROOT: config writes through this module, never the reverse.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 PACKAGES = (
     "tensorflow",
@@ -168,13 +170,13 @@ def package_versions() -> dict[str, str]:
 def git_revision() -> str | None:
     try:
         rev = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(PACKAGE_DIR), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,
         )
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(PACKAGE_DIR), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=5,

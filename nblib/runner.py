@@ -18,7 +18,6 @@ runs never write into the same folder.
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import dataclasses
 import difflib
@@ -112,18 +111,7 @@ def parse_overrides(pairs: list[str] | None) -> dict:
 
 def notebook_parameters(nb: Path) -> set[str]:
     """The names assigned in a notebook's cell tagged ``parameters``."""
-    doc = json.loads(nb.read_text())
-    for cell in doc.get("cells", []):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return {
-                t.id
-                for node in tree.body
-                if isinstance(node, ast.Assign)
-                for t in node.targets
-                if isinstance(t, ast.Name)
-            }
-    return set()
+    return config.parameter_names(nb)
 
 
 def _error_text(exc: BaseException) -> tuple[str, str]:

@@ -5,8 +5,10 @@ Each test is one bad input of data/README.md's list, built the way a new user wo
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -351,3 +353,152 @@ def test_boneage_set_applies_after_the_profile_before_parameters(monkeypatch):
     monkeypatch.setenv(config.SET_ENV, "drop_bad=true")
     with pytest.raises(ValueError, match="BONEAGE_SET must be a JSON object"):
         config.make("03_resnet50", "smoke")
+
+
+@pytest.mark.parametrize("profile", config.PROFILES)
+def test_every_shipped_profile_builds_every_notebook(profile):
+    for stem in config.notebook_stems():
+        assert config.make(stem, profile).notebook == stem
+
+
+def test_unknown_key_in_a_profile_names_file_section_and_key(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 1\n06_ae_bonet:\n  baseline_epoch: 2\n")
+    with pytest.raises(ValueError) as exc:
+        config.make("03_resnet50", "smoke")  # a mistake in any section stops every notebook
+    msg = str(exc.value)
+    assert "smoke.yaml" in msg and "section '06_ae_bonet': baseline_epoch is not a parameter" in msg
+    assert "did you mean baseline_epochs" in msg
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("image_size: big", "image_size must be a number, got 'big'"),
+        ("epochs: 2.5", "epochs must be a whole number, got 2.5"),
+        ("split: 3", "split must be text, got 3"),
+        ("ae_stages: [1, two]", "ae_stages must be a list of whole numbers, got [1, 'two']"),
+        ("data_dir: [a, b]", "data_dir must be a folder path, got ['a', 'b']"),
+        ("profile: cpu", "profile cannot be set here (it is the file's name)"),
+    ],
+)
+def test_wrong_type_in_a_profile_names_file_section_and_key(tmp_path, monkeypatch, line, expected):
+    _profile(tmp_path, monkeypatch, f"common:\n  epochs: 1\n03_resnet50:\n  {line}\n")
+    with pytest.raises(ValueError, match="smoke.yaml") as exc:
+        config.load_profile("smoke")
+    assert f"section '03_resnet50': {expected}" in str(exc.value)
+
+
+def test_out_of_range_value_names_where_it_was_set(tmp_path, monkeypatch):
+    _profile(tmp_path, monkeypatch, "common:\n  epochs: 0\n  width: 9\n03_resnet50:\n  width: 8\n")
+    with pytest.raises(ValueError) as exc:
+        config.make("03_resnet50", "smoke", seed=-1)
+    msg = str(exc.value)
+    assert "smoke.yaml, section 'common': epochs must be at least 1, got 0" in msg
+    assert "smoke.yaml, section '03_resnet50': width must be a multiplier in (0, 4]" in msg
+    assert "parameters: seed must be between 0 and 2**32-1" in msg
+
+
+def test_unquoted_on_off_switches_mean_on_and_off(tmp_path, monkeypatch):
+    # YAML 1.1 reads on/off as true/false, in profiles and in run_all.sh --set alike
+    _profile(tmp_path, monkeypatch, "common:\n  xla: off\n  mixed_precision: on\n")
+    cfg = config.make("03_resnet50", "smoke")
+    assert (cfg.xla, cfg.mixed_precision) == ("off", "on")
+    with pytest.raises(ValueError, match="strategy must be text, got False"):
+        config.make("03_resnet50", "smoke", strategy=False)
+
+
+def test_list_parameters_from_papermill_text():
+    # papermill's -p passes "[1, 2]" as text; one value is a list of one
+    cfg = config.make("05_autoencoder_pretraining", "smoke", ae_stages="[1, 2]", baselines="vgg16")
+    assert cfg.ae_stages == (1, 2) and cfg.baselines == ("vgg16",)
+
+
+def test_labels_dir_is_a_checked_path_of_the_config(monkeypatch):
+    assert config.make("01_eda", "smoke").labels_dir is None
+    assert config.make("01_eda", "smoke", labels_dir="").labels_dir is None
+    cfg = config.make("01_eda", "smoke", labels_dir="../shared/data/rsna-labels")
+    assert cfg.labels_dir == (config.ROOT.parent / "shared/data/rsna-labels").resolve()
+    assert cfg.to_dict()["labels_dir"] == str(cfg.labels_dir)  # saved with every result
+    monkeypatch.setenv(config.SET_ENV, '{"labels_dir": "/tables"}')
+    assert config.make("01_eda", "smoke").labels_dir == Path("/tables")
+    with pytest.raises(ValueError, match="labels_dir must be a folder path, got 7"):
+        config.make("01_eda", "smoke", labels_dir=7)
+
+
+def test_unused_fields_are_gone():
+    fields = {f.name for f in dataclasses.fields(config.Config)}
+    assert not {"cache", "extra"} & fields
+    with pytest.raises(ValueError, match="cache is not a parameter"):
+        config.make("03_resnet50", "smoke", cache="memory")
+
+
+# --- the parameters cell reaches the config without being listed again -------------------------
+
+PARAMETERS_03 = config.parameter_names(config.NOTEBOOK_DIR / "03_resnet50.ipynb")
+
+
+def _kernel_globals(**values):
+    """A notebook kernel's globals after 03's parameters cell (defaults as in the notebook)."""
+    ns = {name: None for name in PARAMETERS_03}
+    ns.update(profile="smoke", data_dir="", output_dir="", In=["import numpy", "profile = 'cpu'"])
+    ns.update(values)
+    return ns
+
+
+def test_gathered_parameters_are_only_those_the_cell_declares():
+    assert {"profile", "seed", "epochs", "max_samples"} <= PARAMETERS_03
+    assert "patience" not in PARAMETERS_03  # set by profiles only
+    ns = _kernel_globals(epochs=3, seed=7, patience=9, np=np, cfg=object(), split=1)
+    cfg = config.from_notebook("03_resnet50", ns)
+    assert (cfg.epochs, cfg.seed, cfg.profile) == (3, 7, "smoke")
+    assert cfg.patience == config.make("03_resnet50", "smoke").patience  # a stray global: ignored
+    assert cfg.split == "official"  # not 1: split is no parameter of 03's cell
+
+
+def test_papermill_injected_cell_overrides_and_may_add_a_field():
+    injected = '# Parameters\nprofile = "smoke"\nepochs = 4\npatience = 2\n'
+    ns = _kernel_globals(epochs=4, patience=2)
+    ns["In"].append(injected)
+    cfg = config.from_notebook("03_resnet50", ns)
+    assert cfg.epochs == 4 and cfg.patience == 2  # papermill -p patience 2 counts too
+    ns = _kernel_globals(epochs="many")
+    ns["In"].append('# Parameters\nepochs = "many"\n')
+    with pytest.raises(ValueError) as exc:
+        config.from_notebook("03_resnet50", ns)
+    assert "papermill parameters (injected-parameters cell): epochs must be a number" in str(
+        exc.value
+    )
+
+
+def test_gathered_parameters_are_refused_with_their_source():
+    with pytest.raises(ValueError) as exc:
+        config.from_notebook("03_resnet50", _kernel_globals(image_size="big", width=-1))
+    msg = str(exc.value)
+    assert "the parameters cell of 03_resnet50: image_size must be a number, got 'big'" in msg
+    assert "the parameters cell of 03_resnet50: width must be a multiplier" in msg
+    ns = _kernel_globals(epoch=3)
+    ns["In"].append("# Parameters\nepoch = 3\n")
+    with pytest.raises(ValueError, match="papermill parameter 'epoch' is not a parameter of 03_"):
+        config.from_notebook("03_resnet50", ns)
+    ns = _kernel_globals()
+    del ns["epochs"]
+    with pytest.raises(ValueError, match="epochs is not defined; run that cell first"):
+        config.from_notebook("03_resnet50", ns)
+
+
+@pytest.mark.parametrize("stem", config.notebook_stems())
+def test_every_parameters_cell_declares_config_fields_only(stem):
+    names = config.parameter_names(config.NOTEBOOK_DIR / f"{stem}.ipynb")
+    fields = {f.name for f in dataclasses.fields(config.Config)}
+    assert {"profile", "seed", "data_dir", "output_dir"} <= names <= fields
+
+
+def test_config_and_results_do_not_import_each_other():
+    import subprocess
+    import sys
+
+    code = "import sys, nblib.results; print('nblib.config' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=config.ROOT, check=True
+    )
+    assert out.stdout.strip() == "False"

@@ -48,9 +48,49 @@ def test_notebook_is_clean_and_follows_the_skeleton(nb_path):
     for name in ("profile", "seed", "data_dir", "output_dir"):
         assert f"{name} =" in params[0].source, f"{nb_path.name}: parameter {name} missing"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert "config.make(" in "".join(c.source for c in nb.cells), f"{nb_path.name} builds no config"
+    config_cell = nb.cells[nb.cells.index(params[0]) + 1].source
+    assert f'config.from_notebook("{nb_path.stem}", globals())' in config_cell, (
+        f"{nb_path.name}: the cell after the parameters must gather them into the config"
+    )
     for c in nb.cells:
         assert "import *" not in c.source and "\nclass " not in c.source
+
+
+@pytest.mark.notebook
+def test_papermill_parameters_reach_the_config(tmp_path):
+    """A notebook run by papermill: its injected cell overrides the parameters cell, and a
+    configuration field the cell does not declare (``-p patience 2``) counts too."""
+    (tmp_path / "smoke.yaml").write_text("common:\n  epochs: 1\n  image_size: 80\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nfrom nblib import config\n"
+            "config.NOTEBOOK_DIR = config.PARAMS_DIR = Path.cwd()  # this folder's notebook, profile"
+        ),
+        nbformat.v4.new_code_cell(
+            'profile = "cpu"\nseed = 42\nepochs = None\nlabels_dir = ""\nimage_size = None',
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_code_cell(
+            'cfg = config.from_notebook("01_eda", globals())\ncfg.save(Path.cwd() / "config.json")'
+        ),
+    ]
+    nbformat.write(nb, tmp_path / "01_eda.ipynb")
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(tmp_path / "01_eda.ipynb"),
+        str(tmp_path / "executed.ipynb"),
+        parameters={"profile": "smoke", "epochs": 3, "labels_dir": "tables", "patience": 2},
+        kernel_name="python3",
+        language="python",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert (cfg["profile"], cfg["epochs"], cfg["patience"]) == ("smoke", 3, 2)
+    assert (cfg["seed"], cfg["image_size"]) == (42, 80)  # the cell's default, the profile's
+    assert cfg["labels_dir"] == str(ROOT / "tables")
 
 
 def test_select_ranges():
