@@ -88,6 +88,8 @@ class Config:
     baseline_epochs: int = 10
     baseline_max_samples: int = 0
     baseline_weights: str = "imagenet"  # "imagenet" | "none"
+    backbone: str = "resnet18"  # 08's trunk: "resnet18" (basic blocks) | "resnet50" (paper 1's)
+    rungs: tuple[str, ...] = ()  # 08's ladder rungs to train; () = all (see nblib.beyond.LADDER)
 
     def __post_init__(self) -> None:
         problems = []
@@ -136,6 +138,8 @@ class Config:
             problems.append(
                 f"ae_stages must be a non-empty list of positive epoch counts, got {self.ae_stages}"
             )
+        if self.backbone not in ("resnet18", "resnet50"):
+            problems.append(f"backbone must be resnet18 or resnet50, got {self.backbone!r}")
         if self.baseline_weights not in ("imagenet", "none"):
             problems.append(
                 f"baseline_weights must be imagenet or none, got {self.baseline_weights!r}"
