@@ -29,6 +29,10 @@ _VERDICTS: dict[str, tuple] = {}  # path -> (problem, warning) of the data check
 RADIOGRAPH_BITS = (10, 12, 14, 16)  # bit depths radiographs are stored with in 16-bit PNGs
 MIN_SIDE = 32  # a smaller image holds no hand worth measuring
 BLANK_STD = 2.0  # gray levels of 255: below this standard deviation an image is blank
+INVERTED = (  # the data checks' warning for a white background
+    "looks inverted (white background, dark bones); radiographs here are expected "
+    "dark background, bright bones: check it, or invert it (255 - pixel)"
+)
 
 
 def png_significant_bits(path: str | Path) -> int | None:
@@ -151,14 +155,15 @@ def inspect_image(
         return f"cannot be decoded ({e})", None, None
     except cv2.error as e:  # a damaged body can fail inside OpenCV's decoder
         return f"cannot be decoded (corrupt image data: {str(e).strip()[:120]})", None, None
-    problem, warning = _judge(img, alpha)
+    problem, warning = judge(img, alpha)
     _VERDICTS[str(path)] = (problem, warning)
     small = resize(img, image_size) if image_size and not problem else None
     return problem, warning, small
 
 
-def _judge(img: np.ndarray, alpha: np.ndarray | None) -> tuple[str | None, str | None]:
-    """``(problem, warning)`` of a decoded full-size image (see :func:`inspect_image`)."""
+def judge(img: np.ndarray, alpha: np.ndarray | None = None) -> tuple[str | None, str | None]:
+    """``(problem, warning)`` of a decoded full-size image (see :func:`inspect_image`); also used
+    by ``nblib.predict`` on images that do not come from a PNG file (DICOM)."""
     h, w = img.shape
     if min(h, w) < MIN_SIDE:
         return f"image is only {w}x{h} px; at least {MIN_SIDE} px a side is needed", None
@@ -177,10 +182,7 @@ def _judge(img: np.ndarray, alpha: np.ndarray | None) -> tuple[str | None, str |
     )
     median, mean = float(np.median(img)), float(img.mean())
     if float(np.median(border)) >= 128 and (median > mean or median >= 160):
-        return None, (
-            "looks inverted (white background, dark bones); radiographs here are expected "
-            "dark background, bright bones: check it, or invert it (255 - pixel)"
-        )
+        return None, INVERTED
     return None, None
 
 

@@ -1,6 +1,6 @@
 """Everything TensorFlow-specific by nature, in one place: the ``tf.data`` feed, ``tf.distribute``
-strategies, the GPU list and the determinism switch. No other module imports TensorFlow; under
-JAX or PyTorch this module is never imported.
+strategies, the GPU list, the determinism switch and Grad-CAM's gradient. No other module imports
+TensorFlow; under JAX or PyTorch this module is never imported.
 
 The feed: under JAX and PyTorch, Keras is fed by the backend-neutral ``pipeline.Batches``
 (a PyDataset); under TensorFlow by :func:`dataset`, which was measured faster.
@@ -55,6 +55,15 @@ def dataset(source) -> tf.data.Dataset:
     opts.autotune.enabled = False
     opts.deterministic = True
     return ds.with_options(opts)
+
+
+def gradient(fn, x):
+    """``d sum(fn(x)) / dx`` at ``x`` (a float array), as NumPy: what Grad-CAM needs."""
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(fn(x))
+    return tape.gradient(y, x).numpy()
 
 
 def strategy(kind: str):
