@@ -115,23 +115,38 @@ def prepare_images(
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """uint8 ``[N, S, S]`` arrays for each named preprocessing variant, from one decode per image.
 
-    Returns the arrays and the crop boxes found (one row per image and cropping variant:
-    ``id, variant, x0, y0, x1, y1, found``), which the notebook saves.
+    The hand is found once per image (:func:`nblib.preprocess.hand_box`) and shared by every
+    cropping variant. Returns the arrays and the crop boxes (one row per image:
+    ``id, x0, y0, x1, y1, found, note``, in the decoded image's pixels), which the notebook saves.
     """
     paths = [str(p) for p in df["path"]]
     out = {name: np.empty((len(df), p.size, p.size), np.uint8) for name, p in variants.items()}
 
+    cropping = any(p.crop == "hand" for p in variants.values())
+
     def one(i: int):
         gray, _ = pipeline.read_gray(paths[i])
-        return i, {name: p.apply(gray) for name, p in variants.items()}
+        hand = preprocess.hand_box(gray) if cropping else None
+        return i, hand, {name: p.apply(gray, hand)[0] for name, p in variants.items()}
 
     boxes = []
     with ThreadPoolExecutor(max_workers=2) as ex:
-        for i, made in ex.map(one, range(len(df))):
-            for name, (img, box) in made.items():
-                out[name][i] = img[..., 0] if img.ndim == 3 else img
-                if variants[name].crop != "none":
-                    boxes.append({"id": df["id"].iloc[i], "variant": name, **box})
+        for i, hand, made in ex.map(one, range(len(df))):
+            for name, img in made.items():
+                out[name][i] = img[..., 0]
+            if hand is not None:
+                x0, y0, x1, y1 = hand
+                boxes.append(
+                    {
+                        "id": df["id"].iloc[i],
+                        "x0": x0,
+                        "y0": y0,
+                        "x1": x1,
+                        "y1": y1,
+                        "found": hand.found,
+                        "note": hand.note,
+                    }
+                )
     return out, pd.DataFrame(boxes)
 
 
@@ -336,7 +351,10 @@ def save_rung(cfg, rung: Rung) -> Path:
     preprocess.save_sidecar(
         path,
         rung.recipe.preprocessing(cfg.image_size),
-        {"inputs": ["image", "sex"] if rung.recipe.sex else ["image"], "tta": "flips"},
+        {
+            "inputs": ["image", "sex"] if rung.recipe.sex else ["image"],
+            "tta": list(preprocess.TTA),
+        },
     )
     return path
 
@@ -612,32 +630,27 @@ def figures(cfg, parts, rungs: list[Rung], ens: Ensemble) -> dict:
     return figs
 
 
-def _gradcam(model, inputs):  # replaced by the predict module's Grad-CAM on merge
-    import tensorflow as tf
-
-    conv = [la for la in model.layers if len(la.output.shape) == 4][-1]
-    sub = keras.Model(model.inputs, [conv.output, model.output])
-    with tf.GradientTape() as tape:
-        fmap, out = sub(inputs)
-    g = tape.gradient(out, fmap)
-    w = tf.reduce_mean(g, axis=(1, 2), keepdims=True)
-    cam = tf.nn.relu(tf.reduce_sum(w * fmap, -1)).numpy()
-    return cam / np.maximum(cam.max(axis=(1, 2), keepdims=True), 1e-8)
-
-
 def gradcam_figure(cfg, rung: Rung, images, parts, sex, n: int = 5):
     """Grad-CAM of the last rung on ``n`` test images spread over the age range; saved."""
-    import cv2
     import matplotlib.pyplot as plt
 
     test = parts["test"]
     order = np.argsort(test["boneage"].to_numpy())
     pick = order[np.linspace(0, len(order) - 1, min(n, len(order))).astype(int)]
+    from nblib.predict import GradCam
+
     imgs = images[f"input_{recipe_variant(rung.recipe)}"]["test"][pick]
-    cams = _gradcam(rung.model, inputs_of(imgs, sex["test"][pick] if rung.recipe.sex else None))
+    males = sex["test"][pick]
+    names = ("image", "sex") if rung.recipe.sex else ("image",)
+    cam = GradCam(rung.model, names)
+    fmaps = keras.Model(rung.model.inputs, cam.layer.output).predict(
+        inputs_of(imgs, males if rung.recipe.sex else None), verbose=0
+    )
+    cams = [
+        cam.heat(f, "M" if m else "F", imgs.shape[1]) for f, m in zip(fmaps, males, strict=True)
+    ]
     fig, axes = plt.subplots(1, len(pick), figsize=(2.4 * len(pick), 2.8), squeeze=False)
-    for ax, img, cam, i in zip(axes[0], imgs, cams, pick, strict=True):
-        heat = cv2.resize(cam.astype(np.float32), img.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    for ax, img, heat, i in zip(axes[0], imgs, cams, pick, strict=True):
         ax.imshow(img, cmap="gray", vmin=0, vmax=255)
         ax.imshow(heat, cmap="jet", alpha=0.4, vmin=0, vmax=1)
         ax.set_title(f"true {test['boneage'].iloc[i] / 12:.1f} y", fontsize=9)
