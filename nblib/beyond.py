@@ -15,6 +15,7 @@ models' plain resize, for the ensemble) is made from that one decode.
 from __future__ import annotations
 
 import dataclasses
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -538,18 +539,21 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
     )
     results.write_csv(cfg.run_dir / "predictions.csv", pred)
     results.write_csv(cfg.run_dir / "ablation.csv", table)
-    paths = {r.key: f"models/{r.key}.keras" for r in rungs}
-    paths.update({nb: str(run["model"]) for nb, run in faithful.items() if run["model"]})
+    paths = {r.key: f"models/{r.key}.keras" for r in rungs}  # relative to this folder
+    paths.update(
+        {
+            nb: os.path.relpath(run["model"], cfg.run_dir)
+            for nb, run in faithful.items()
+            if run["model"]
+        }
+    )
+    members = [
+        {"model": paths[k], "weight": float(w)}
+        for k, w in zip(ens.members, ens.weights, strict=True)
+    ]
     results.write_json(
         cfg.run_dir / "ensemble.json",
-        {
-            "members": [
-                {"model": paths[k], "weight": float(w)}
-                for k, w in zip(ens.members, ens.weights, strict=True)
-            ],
-            "tta": "flips",
-            "chosen_on": "validation",
-        },
+        {"members": members, "tta": list(preprocess.TTA), "weights_chosen_on": "validation"},
     )
     mean = evaluation.mean_predictor(parts["train"], test, loss="msle")
     best = metrics.regression(true, ens.test)

@@ -333,20 +333,54 @@ def collect(inputs: list[str], sex: str | None = None, age: float | None = None)
 # Models
 
 
+ENSEMBLE_FILE = "ensemble.json"  # a folder's weighted ensemble (notebook 08 writes one)
+
+
+def read_ensemble(path: Path) -> list[tuple[Path, float]]:
+    """``(model path, weight)`` of each member of an ``ensemble.json``; paths relative to its folder."""
+    doc = results.read_json(path)
+    members = doc.get("members") if isinstance(doc, dict) else None
+    if not isinstance(members, list) or not members:
+        raise UsageError(f"{path}: expected a non-empty 'members' list")
+    out = []
+    for i, m in enumerate(members):
+        if (
+            not isinstance(m, dict)
+            or "model" not in m
+            or not isinstance(m.get("weight"), int | float)
+        ):
+            raise UsageError(f"{path}: member {i} needs 'model' (a path) and 'weight' (a number)")
+        model = (path.parent / m["model"]).resolve()
+        if not model.is_file():
+            raise UsageError(f"{path}: member {i}'s model {model} is missing")
+        if m["weight"] > 0:
+            out.append((model, float(m["weight"])))
+    return out
+
+
 def find_models(specs: list[str]) -> list[Path]:
-    """``.keras`` files from files and folders (every ``model.keras`` below a folder)."""
-    paths: list[Path] = []
+    """``.keras`` files from files and folders (every ``model.keras`` below a folder; a folder
+    with an ``ensemble.json`` gives that ensemble's members, see :func:`weighted_models`)."""
+    return [p for p, _ in weighted_models(specs)]
+
+
+def weighted_models(specs: list[str]) -> list[tuple[Path, float]]:
+    """``(.keras file, weight)`` pairs: a folder holding ``ensemble.json`` gives its members and
+    their validation-chosen weights; any other model counts with weight 1."""
+    paths: list[tuple[Path, float]] = []
     for spec in specs:
         p = Path(spec)
-        if p.is_dir():
+        if p.is_dir() and (p / ENSEMBLE_FILE).is_file():
+            paths += read_ensemble(p / ENSEMBLE_FILE)
+        elif p.is_dir():
             found = sorted(p.rglob("model.keras"))
             if not found:
                 raise UsageError(f"no model.keras file under {p}")
-            paths += found
+            paths += [(f, 1.0) for f in found]
         elif p.is_file():
             if p.suffix != ".keras":
                 raise UsageError(f"{p} is not a .keras model file")
-            paths.append(p)
+            paths.append((p, 1.0))
         else:
             raise UsageError(f"no such model file or folder: {p}")
     return paths
@@ -371,6 +405,7 @@ class Member:
     from_sidecar: bool
     cam: GradCam | None = None
     cam_problem: str | None = None  # why there is no Grad-CAM
+    weight: float = 1.0  # its share of the ensemble's average
     _runner: Any = field(default=None, repr=False)
 
     @property
@@ -404,6 +439,7 @@ class Member:
     def describe(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
+            "weight": self.weight,
             "image_size": self.size,
             "inputs": list(self.inputs),
             "preprocessing": self.prep.to_dict(),
@@ -598,17 +634,18 @@ def predict_item(
     except Rejected as e:
         rec.update(status="rejected", reason=str(e))
         return rec
-    rec["gray"], rec["cams"], preds, means = gray, [], [], []
+    rec["gray"], rec["cams"], preds, weights = gray, [], [], []
     for m in members:
         image, used = m.prep.apply(gray, box)
         variants = m.tta if tta else ("identity",)
         p, fmaps = m.predict(preprocess.tta_batch(image, variants), item.sex)
         preds += list(p)
-        means.append(float(p.mean()))
+        weights += [m.weight / len(p)] * len(p)
         rec["members"].append(
             {
                 "model": str(m.path),
                 "months": float(p.mean()),
+                "weight": m.weight,
                 "tta": dict(zip(variants, p, strict=True)),
             }
         )
@@ -617,12 +654,14 @@ def predict_item(
             rec["cams"].append((preprocess.tta_batch(heat, variants[:1])[0, ..., 0], used))
         elif gradcam and f"no Grad-CAM for {m.path.name}" not in " ".join(rec["notes"]):
             rec["notes"].append(f"no Grad-CAM for {m.path.name}: {m.cam_problem}")
-    months = float(np.mean(means))
+    w = np.asarray(weights) / np.sum(weights)
+    months = float(w @ np.asarray(preds))  # each member's mean over its variants, weighted
+    spread = float(np.sqrt(w @ (np.asarray(preds) - months) ** 2))
     rec.update(
         status="ok",
         bone_age_months=months,
         bone_age_years=months / 12,
-        uncertainty_months=float(np.std(preds)) if len(preds) > 1 else None,
+        uncertainty_months=spread if len(preds) > 1 else None,
         n_predictions=len(preds),
     )
     if item.age is not None:
@@ -674,7 +713,9 @@ def run(
     items = collect(inputs, sex, age)
     members = [m for m in models if isinstance(m, Member)]
     paths = [str(m) for m in models if not isinstance(m, Member)]
-    members += [load_member(p) for p in find_models(paths)]
+    for p, w in weighted_models(paths):
+        members.append(load_member(p))
+        members[-1].weight = w
     if not members:
         raise UsageError("no model given")
     needing = [m.path for m in members if m.needs_sex]
