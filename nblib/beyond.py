@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from nblib import evaluation, metrics, pipeline, preprocess, results, training
+from nblib import data, evaluation, metrics, pipeline, preprocess, results, training
 from nblib.models import resnet50
 from nblib.models.layers import conv_bn_act, count_params, regression_output, scaled
 
@@ -580,6 +580,7 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
             "n_train": len(parts["train"]),
             "n_val": len(parts["validation"]),
             "n_test": len(test),
+            "test_labels": data.label_version(test),
         },
         model="beyond",
     )

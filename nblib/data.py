@@ -13,6 +13,7 @@ nothing disappears silently.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import io
 import os
 import struct
@@ -676,3 +677,22 @@ def split_tables(cfg) -> dict[str, pd.DataFrame]:
             f"The {', '.join(empty)} split is empty; give more images (max_samples={cfg.max_samples})"
         )
     return parts
+
+
+def label_version(test: pd.DataFrame) -> dict:
+    """Which test labels a score was computed against, so that scores can be compared.
+
+    At the time of the RSNA 2017 challenge two versions of the test-200 ground truth circulated,
+    and published test-200 numbers mix them. A score names its labels here: how many there are,
+    whether they are whole months or fractional (the official table's
+    ``Ground truth bone age (months)`` holds fractional values, e.g. 168.93), and a SHA-1 of the
+    sorted ``id,months`` pairs that tells any two label tables apart.
+    """
+    pairs = sorted(zip(test["id"].astype(str), test["boneage"].astype(float), strict=True))
+    text = "\n".join(f"{i},{v:.4f}" for i, v in pairs)
+    whole = bool(np.allclose(test["boneage"], np.round(test["boneage"])))
+    return {
+        "n": len(pairs),
+        "values": "whole months" if whole else "fractional months",
+        "sha1": hashlib.sha1(text.encode()).hexdigest()[:12],
+    }
