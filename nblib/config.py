@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from nblib import runfiles
+
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "cpu", "sample", "paper", "paper-lite")
@@ -152,7 +154,7 @@ class Config:
         """Write the configuration as JSON (atomically) into the run directory."""
         from nblib import results
 
-        path = Path(path) if path else self.run_dir / "config.json"
+        path = Path(path) if path else self.run_dir / runfiles.CONFIG
         results.write_json(path, self.to_dict())
         return path
 
