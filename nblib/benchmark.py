@@ -403,16 +403,16 @@ def paper_lite_series(out: Path, profile: str = "paper-lite") -> dict:
     """The paper architectures at 256 px and width 1 on phantom data, one epoch each, executed
     headless through papermill as ``run_all.sh --profile paper-lite`` does (the tests run the
     same code with the smoke profile)."""
-    from nblib import results, runner
+    from nblib import results, runfiles, runner
 
     t = time.perf_counter()
     code = runner.run(profile, out=str(out), force=True)
     timings = {}
-    if (out / "run_all_timings.json").is_file():
-        timings = results.read_json(out / "run_all_timings.json").get("notebooks", {})
+    if (out / runfiles.TIMINGS).is_file():
+        timings = results.read_json(out / runfiles.TIMINGS).get("notebooks", {})
     summary = {}
     for stem in ("03_resnet50", "04_inception_v4", "06_ae_bonet"):
-        path = out / stem / "metrics.json"
+        path = out / stem / runfiles.METRICS
         if path.is_file():
             m = results.read_json(path)["metrics"]
             test = m.get("test") or m.get("models", {}).get("ae_bonet", {}).get("test", {})

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nblib import results
+from nblib import results, runfiles
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_DIR = ROOT / "params"
@@ -167,7 +167,7 @@ class Config:
 
     def save(self, path: Path | None = None) -> Path:
         """Write the configuration as JSON (atomically) into the run directory."""
-        path = Path(path) if path else self.run_dir / "config.json"
+        path = Path(path) if path else self.run_dir / runfiles.CONFIG
         results.write_json(path, self.to_dict())
         return path
 

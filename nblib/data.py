@@ -13,6 +13,8 @@ nothing disappears silently.
 from __future__ import annotations
 
 import codecs
+import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib import config, pipeline, results
+from nblib import config, pipeline, results, runfiles
 
 COLUMNS = ["id", "path", "boneage", "male", "split"]
 SPLITS = ("train", "validation", "test")
@@ -60,7 +62,7 @@ OTHER_FORMATS = {
 DROP_HINT = (
     "Fix or remove them, or drop them: ./run_all.sh --set drop_bad=true (or drop_bad: true in "
     "the profile's common section, or load_dataset(..., drop_bad=True)); dropped rows are then "
-    "listed in the run's dropped_rows.csv."
+    f"listed in the run's {runfiles.DROPPED_ROWS}."
 )
 
 
@@ -554,7 +556,7 @@ def _split_off(df: pd.DataFrame, missing: str, seed: int) -> pd.DataFrame:
 
 def split_file(cfg) -> Path:
     """Where the split list of ``cfg``'s protocol is kept: ``<output_dir>/splits/<protocol>.csv``."""
-    return Path(cfg.output_dir) / "splits" / f"{cfg.split}.csv"
+    return runfiles.split_list(cfg.output_dir, cfg.split)
 
 
 def apply_saved_split(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -637,46 +639,81 @@ def resolve_data_dir(cfg) -> Path:
     return path
 
 
-def load_for(cfg) -> pd.DataFrame:
-    """The table a training notebook uses: loaded, checked, split (saved list), subset."""
+@dataclasses.dataclass
+class Split:
+    """A notebook's data, checked and split: what :func:`split_for` found, for the later steps.
+
+    ``table``: every usable row with its split (what the split list records). ``rows``: the rows
+    this notebook uses (``max_samples`` applied), in table order. ``dropped`` and ``warnings``:
+    records (id, path, reason) of the rows the checks left out and the images kept despite a
+    warning. ``parts``: ``rows`` cut into its train, validation and test tables.
+    """
+
+    table: pd.DataFrame
+    rows: pd.DataFrame
+    dropped: list[dict]
+    warnings: list[dict]
+    data_dir: Path
+    max_samples: int = 0
+
+    @functools.cached_property
+    def parts(self) -> dict[str, pd.DataFrame]:
+        """The train, validation and test tables (none may be empty)."""
+        parts = {s: self.rows[self.rows["split"] == s].reset_index(drop=True) for s in SPLITS}
+        empty = [s for s, part in parts.items() if part.empty]
+        if empty:
+            raise ValueError(
+                f"The {', '.join(empty)} split is empty; give more images "
+                f"(max_samples={self.max_samples})"
+            )
+        return parts
+
+
+def split_for(cfg) -> Split:
+    """Load and check ``cfg``'s data, split it (by the saved split list when there is one, else
+    by ``cfg.split``, seeded) and take ``cfg.max_samples`` rows. Writes nothing:
+    :func:`save_split` writes the split list and what the checks found."""
     data_dir = resolve_data_dir(cfg)
     df = load_dataset(data_dir, drop_bad=cfg.drop_bad, image_size=cfg.image_size)
     dropped = df.attrs.pop("dropped", [])
     warnings = df.attrs.pop("warnings", [])
-    if dropped:
-        results.write_csv(cfg.run_dir / "dropped_rows.csv", pd.DataFrame(dropped))
-        print(f"Dropped {len(dropped)} bad row(s); listed in {cfg.run_dir / 'dropped_rows.csv'}")
-    if warnings:
-        results.write_csv(cfg.run_dir / "data_warnings.csv", pd.DataFrame(warnings))
-        print(
-            f"WARNING: {len(warnings)} image(s) kept despite a warning; listed in "
-            f"{cfg.run_dir / 'data_warnings.csv'}"
-        )
     path = split_file(cfg)
-    if path.is_file():
-        df = apply_saved_split(df, path)
-    else:
-        df = assign_split(df, cfg.split, cfg.seed)
-        results.write_csv(path, df[["id", "split"]])
-        if df.attrs.get("split_note"):  # what the split did beyond the tables, kept beside it
-            results.write_text(path.with_suffix(".txt"), df.attrs["split_note"] + "\n")
-    df = subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
-    df.attrs["dropped"] = dropped
-    df.attrs["warnings"] = warnings
-    df.attrs["data_dir"] = str(data_dir)
+    df = apply_saved_split(df, path) if path.is_file() else assign_split(df, cfg.split, cfg.seed)
+    rows = subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
+    return Split(df, rows, dropped, warnings, data_dir, cfg.max_samples)
+
+
+def save_split(cfg, split: Split) -> list[Path]:
+    """Write the split list (``splits/<protocol>.csv``, once: the first notebook to split the
+    data keeps it for the others; with a note of what the split did beyond the tables) and, in
+    the notebook's folder, the dropped rows and the warnings of the checks. Returns the paths."""
+    written = []
+    if split.dropped:
+        path = results.write_csv(cfg.run_dir / runfiles.DROPPED_ROWS, pd.DataFrame(split.dropped))
+        print(f"Dropped {len(split.dropped)} bad row(s); listed in {path}")
+        written.append(path)
+    if split.warnings:
+        path = results.write_csv(cfg.run_dir / runfiles.DATA_WARNINGS, pd.DataFrame(split.warnings))
+        print(f"WARNING: {len(split.warnings)} image(s) kept despite a warning; listed in {path}")
+        written.append(path)
+    path = split_file(cfg)
+    if not path.is_file():
+        written.append(results.write_csv(path, split.table[["id", "split"]]))
+        if split.table.attrs.get("split_note"):  # what the split did beyond the tables
+            note = split.table.attrs["split_note"] + "\n"
+            written.append(results.write_text(path.with_suffix(".txt"), note))
+    return written
+
+
+def load_for(cfg) -> pd.DataFrame:
+    """The rows a training notebook uses: loaded, checked, split, subset (:func:`split_for`'s
+    ``rows``, with ``attrs`` dropped, warnings and data_dir). Writes nothing."""
+    split = split_for(cfg)
+    df = split.rows
+    df.attrs["dropped"] = split.dropped
+    df.attrs["warnings"] = split.warnings
+    df.attrs["data_dir"] = str(split.data_dir)
     return df
-
-
-def split_tables(cfg) -> dict[str, pd.DataFrame]:
-    """``load_for(cfg)`` cut into its train, validation and test tables (none may be empty)."""
-    df = load_for(cfg)
-    parts = {s: df[df["split"] == s].reset_index(drop=True) for s in SPLITS}
-    empty = [s for s, part in parts.items() if part.empty]
-    if empty:
-        raise ValueError(
-            f"The {', '.join(empty)} split is empty; give more images (max_samples={cfg.max_samples})"
-        )
-    return parts
 
 
 def label_version(test: pd.DataFrame) -> dict:

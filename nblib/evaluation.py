@@ -1,13 +1,16 @@
-"""Test-set predictions and metrics, the mean-predictor floor, and errors by age band and sex."""
+"""Test-set predictions and metrics, and the mean-predictor floor.
+
+The tables built from them (Table I, the error by age band and sex) are in :mod:`nblib.tables`.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
 
 from nblib import metrics
-
-AGE_BANDS_YEARS = ((0, 2), (2, 6), (6, 10), (10, 14), (14, 100))
 
 
 def predict(model, df: pd.DataFrame, ds) -> pd.DataFrame:
@@ -47,31 +50,25 @@ def evaluate(
     return pred, out
 
 
+@dataclasses.dataclass
+class Scores:
+    """A model's test predictions (one row per image), its test metrics, the mean predictor's."""
+
+    predictions: pd.DataFrame
+    test: dict
+    mean: dict
+
+
+def score(model, parts: dict[str, pd.DataFrame], ds: dict, loss: str = "msle") -> Scores:
+    """Evaluate ``model`` on the test split (``parts["test"]``, fed by ``ds["test"]``) beside
+    predicting the training split's mean age. The caller writes what it returns."""
+    pred, test = evaluate(model, parts["test"], ds["test"], loss=loss)
+    return Scores(pred, test, mean_predictor(parts["train"], parts["test"], loss=loss))
+
+
 def mean_predictor(train_df: pd.DataFrame, test_df: pd.DataFrame, loss: str = "msle") -> dict:
     """Metrics of predicting the training mean for every test image: the floor a model must beat."""
     p = np.full(len(test_df), float(train_df["boneage"].mean()))
     out = metrics.regression(test_df["boneage"], p)
     out["loss"] = loss_value(loss, test_df["boneage"], p)
     return out
-
-
-def by_group(pred: pd.DataFrame) -> pd.DataFrame:
-    """MAE and bias per age band (years: 0-2, 2-6, 6-10, 10-14, 14+) and per sex."""
-    rows = []
-    years = pred["true"] / 12.0
-    err = pred["predicted"] - pred["true"]
-    groups = [
-        (f"{lo}-{hi} y" if hi < 100 else f"{lo}+ y", (years >= lo) & (years < hi))
-        for lo, hi in AGE_BANDS_YEARS
-    ]
-    groups += [("female", ~pred["male"].astype(bool)), ("male", pred["male"].astype(bool))]
-    for name, sel in groups:
-        rows.append(
-            {
-                "group": name,
-                "n": int(sel.sum()),
-                "mae": float(err[sel].abs().mean()) if sel.any() else np.nan,
-                "bias": float(err[sel].mean()) if sel.any() else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)

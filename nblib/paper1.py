@@ -1,7 +1,11 @@
-"""Paper 1's experiment, shared by notebooks 03 (ResNet-50) and 04 (Inception-V4).
+"""Paper 1's experiment, shared by notebooks 03 (ResNet-50) and 04 (Inception-V4), as steps.
 
 Official split, flips in training, MSLE loss, Adam; per-epoch loss, RMSE, MAPE and R^2 on training
 and validation data; test metrics of Table I beside the mean predictor and the paper's numbers.
+
+The notebooks call one step per cell: ``training.setup``, ``data.split_for`` and
+``data.save_split``, ``pipeline.datasets``, :func:`build`, ``training.fit``, ``evaluation.score``,
+:func:`save`, then :func:`figures`; :func:`run` composes the same steps in one call.
 """
 
 from __future__ import annotations
@@ -9,104 +13,111 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import keras
 import pandas as pd
 
-from nblib import data, evaluation, pipeline, plots, reference, results, training
+from nblib import data, evaluation, pipeline, plots, results, runfiles, tables, training
 from nblib.models import inception_v4, resnet50
 from nblib.models.layers import count_params
 
 BUILDERS = {"resnet50": resnet50.build, "inception_v4": inception_v4.build}
-LABELS = {"resnet50": "ResNet-50 (GELU)", "inception_v4": "Inception-V4"}
+LABELS = tables.PAPER1_LABELS
+LOSS = "msle"
 
 
 @dataclasses.dataclass
 class Result:
-    model: Any
-    table: pd.DataFrame  # [id, path, boneage, male, split]
+    model: keras.Model
+    split: data.Split
     history: pd.DataFrame
-    test: dict
-    mean: dict
-    predictions: pd.DataFrame
-    params_count: int
+    scores: evaluation.Scores
+    saved: dict[str, Any]  # what save() wrote: metrics, table1, error_by_group
     figures: dict
 
 
-def table1(key: str, test: dict, mean: dict) -> pd.DataFrame:
-    """Table I for one model: the paper's values (reference), ours, and the mean predictor's."""
-    ref = reference.PAPER1_TABLE1[key]
-    rows = []
-    for k, label in (
-        ("loss", "test loss (MSLE)"),
-        ("rmse", "test RMSE (months)"),
-        ("mape", "test MAPE (%)"),
-        ("r2", "test R² (%)"),
-        ("mae", "test MAE (months)"),
-    ):
-        scale = 100.0 if k == "r2" else 1.0
-        rows.append(
-            {
-                "metric": label,
-                "paper (reference)": ref.get(k),
-                "ours": test[k] * scale,
-                "mean predictor (ours)": mean[k] * scale,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def run(cfg, key: str) -> Result:
-    """Train and evaluate ``key`` (``resnet50`` or ``inception_v4``) as configured; write every result."""
-    strategy = training.setup(cfg)
-    parts = data.split_tables(cfg)
-    df = pd.concat(parts.values(), ignore_index=True)
-    ds = {
-        s: pipeline.make_dataset(
-            parts[s], cfg.image_size, cfg.batch_size, training=(s == "train"), seed=cfg.seed
-        )
-        for s in data.SPLITS
-    }
+def build(cfg, key: str, parts: dict[str, pd.DataFrame], strategy) -> keras.Model:
+    """Paper 1's model ``key`` (``resnet50`` or ``inception_v4``) under ``strategy``, compiled
+    (MSLE, Adam); its output bias starts at the training mean."""
     with strategy.scope():
         model = BUILDERS[key](
             cfg.image_size, cfg.width, output_bias=float(parts["train"]["boneage"].mean())
         )
-        training.compile_model(model, cfg, loss="msle")
-    n_params = count_params(model)
+        training.compile_model(model, cfg, loss=LOSS)
     print(
-        f"{LABELS[key]}: {n_params:,} parameters at {cfg.image_size} px, width {cfg.width}; "
-        f"{len(parts['train'])} training / {len(parts['validation'])} validation / {len(parts['test'])} test images"
+        f"{LABELS[key]}: {count_params(model):,} parameters at {cfg.image_size} px, width "
+        f"{cfg.width}; {len(parts['train'])} training / {len(parts['validation'])} validation / "
+        f"{len(parts['test'])} test images"
     )
-    history = training.fit(model, ds["train"], ds["validation"], cfg)
-    pred, test = evaluation.evaluate(model, parts["test"], ds["test"], loss="msle")
-    mean = evaluation.mean_predictor(parts["train"], parts["test"], loss="msle")
-    results.write_csv(cfg.run_dir / "predictions.csv", pred)
-    training.save_model(model, cfg.run_dir / "model.keras")
-    figs = {
+    return model
+
+
+def metrics(model, history: pd.DataFrame, scores: evaluation.Scores, parts: dict) -> dict:
+    """The ``metrics`` section of ``metrics.json``: Table I's numbers and how training went."""
+    return {
+        "test": scores.test,
+        "mean_predictor": scores.mean,
+        "epochs_run": len(history),
+        "best_epoch": history.attrs.get("best_epoch"),
+        "stopped_early": history.attrs.get("stopped_early"),
+        "train_seconds": training.train_seconds(history),
+        "params_count": count_params(model),
+        "n_train": len(parts["train"]),
+        "n_val": len(parts["validation"]),
+        "n_test": len(parts["test"]),
+    }
+
+
+def save(cfg, key: str, model, history, scores: evaluation.Scores, parts: dict) -> dict:
+    """Write the predictions, the model, Table I, the error by group and ``metrics.json``.
+
+    Returns what was written: ``metrics`` (the dictionary) and the two tables.
+    """
+    m = metrics(model, history, scores, parts)
+    out = {
+        "metrics": m,
+        "table1": tables.table1(key, m),
+        "error_by_group": tables.error_by_group({LABELS[key]: scores.predictions}),
+    }
+    results.write_csv(cfg.run_dir / runfiles.PREDICTIONS, scores.predictions)
+    training.save_model(model, cfg.run_dir / runfiles.MODEL)
+    for name in ("table1", "error_by_group"):
+        results.write_csv(cfg.run_dir / runfiles.table(name), out[name])
+    results.write_metrics(cfg, m, model=key)
+    return out
+
+
+def figures(key: str, history, predictions: pd.DataFrame, groups: pd.DataFrame) -> dict:
+    """Training curves (the paper's Figs. 5-6 layout), predicted vs true, error by group."""
+    return {
         "training_curves": plots.training_curves(
             history, title=f"{LABELS[key]}: training and validation"
         ),
-        "pred_vs_true": plots.pred_vs_true(pred, title=f"{LABELS[key]} on the test set"),
-        "error_by_group": plots.error_by_group(
-            evaluation.by_group(pred), title=f"{LABELS[key]}: test MAE by group"
-        ),
+        "pred_vs_true": plots.pred_vs_true(predictions, title=f"{LABELS[key]} on the test set"),
+        "error_by_group": plots.error_by_group(groups, title=f"{LABELS[key]}: test MAE by group"),
     }
-    for name, fig in figs.items():
-        results.save_figure(fig, cfg.run_dir / f"{name}.png")
-    results.write_csv(cfg.run_dir / "table1.csv", table1(key, test, mean))
-    results.write_csv(cfg.run_dir / "error_by_group.csv", evaluation.by_group(pred))
-    results.write_metrics(
-        cfg,
-        {
-            "test": test,
-            "mean_predictor": mean,
-            "epochs_run": len(history),
-            "best_epoch": history.attrs.get("best_epoch"),
-            "stopped_early": history.attrs.get("stopped_early"),
-            "train_seconds": training.train_seconds(history),
-            "params_count": n_params,
-            "n_train": len(parts["train"]),
-            "n_val": len(parts["validation"]),
-            "n_test": len(parts["test"]),
-        },
-        model=key,
+
+
+def summary(history: pd.DataFrame, scores: evaluation.Scores) -> str:
+    """One line: epochs run, the best validation epoch, test RMSE and MAE beside the mean
+    predictor's (below it, the model learned age from pixels)."""
+    t, m = scores.test, scores.mean
+    return (
+        f"epochs run: {len(history)}; best validation loss at epoch "
+        f"{history['val_loss'].idxmin() + 1}; test RMSE {t['rmse']:.2f} vs {m['rmse']:.2f} for "
+        f"the mean predictor; test MAE {t['mae']:.2f} vs {m['mae']:.2f}"
     )
-    return Result(model, df, history, test, mean, pred, n_params, figs)
+
+
+def run(cfg, key: str) -> Result:
+    """Train and evaluate ``key`` as configured and write every result: the notebook's steps."""
+    strategy = training.setup(cfg)
+    split = data.split_for(cfg)
+    data.save_split(cfg, split)
+    ds = pipeline.datasets(split.parts, cfg.image_size, cfg.batch_size, cfg.seed)
+    model = build(cfg, key, split.parts, strategy)
+    history = training.fit(model, ds["train"], ds["validation"], cfg)
+    scores = evaluation.score(model, split.parts, ds, loss=LOSS)
+    saved = save(cfg, key, model, history, scores, split.parts)
+    figs = figures(key, history, scores.predictions, saved["error_by_group"])
+    results.save_figures(figs, cfg.run_dir)
+    return Result(model, split, history, scores, saved, figs)

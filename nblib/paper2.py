@@ -1,25 +1,52 @@
-"""Paper 2's experiments: autoencoder pretraining (notebook 05) and AE-BoNet with its ablation and
-baselines (notebook 06). Paper 2's random 10,088/2,323/200 split protocol throughout."""
+"""Paper 2's experiments as steps: autoencoder pretraining (notebook 05) and AE-BoNet with its
+ablation and baselines (notebook 06). Paper 2's random 10,088/2,323/200 split protocol throughout.
+
+The notebooks call one step per cell (setup, split, inputs, build, fit, evaluate, save, figures);
+:func:`pretrain` and :func:`run_bonet` compose the same steps, and :func:`train_regressor` runs
+them for each model of the ablation and the baselines.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
-from nblib import data, evaluation, pipeline, plots, pretraining, reference, results, training
+from nblib import (
+    data,
+    evaluation,
+    pipeline,
+    plots,
+    pretraining,
+    results,
+    runfiles,
+    tables,
+    training,
+)
 from nblib.models import autoencoder, baselines, bonet
 from nblib.models.layers import count_params
 
-AE_NOTEBOOK = "05_autoencoder_pretraining"
-ENCODER_FILE = "encoder.weights.h5"
+ENCODER_FILE = runfiles.ENCODER_WEIGHTS
 BONET_PANELS = (("mae", "MAE (months)"), ("loss", "Loss (MSE)"))
+AE_PANELS = (
+    ("loss", "MSE"),
+    ("accuracy", "Keras-2 accuracy"),
+    ("psnr", "PSNR (dB)"),
+    ("ssim", "SSIM"),
+)
+LOSS = "mse"
 
 
 def encoder_path(cfg) -> Path:
-    return Path(cfg.output_dir) / AE_NOTEBOOK / ENCODER_FILE
+    """The pretrained encoder's weights, written by notebook 05 and read by notebook 06."""
+    return runfiles.encoder_weights(cfg.output_dir)
+
+
+# --- notebook 05: staged autoencoder pretraining -------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -27,66 +54,51 @@ class PretrainResult:
     model: keras.Model
     stages: pd.DataFrame
     history: pd.DataFrame
-    params_count: int
+    saved: dict  # what save_pretraining() wrote: metrics, table2
     figures: dict
 
 
-def table2(stages: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 side by side: the paper's stages (reference) and ours."""
-    rows = []
-    for r in stages.to_dict("records"):
-        ref = (
-            reference.PAPER2_TABLE2[r["stage"] - 1]
-            if r["stage"] <= len(reference.PAPER2_TABLE2)
-            else {}
-        )
-        rows.append(
-            {
-                "stage": r["stage"],
-                "paper epochs (reference)": ref.get("epochs"),
-                "paper MSE (reference)": ref.get("loss"),
-                "paper accuracy (reference)": ref.get("accuracy"),
-                "our epochs": r["epochs"],
-                "our MSE": r["loss"],
-                "our accuracy": r["accuracy"],
-                "our val MSE": r["val_loss"],
-                "our val PSNR (dB)": r["psnr"],
-                "our val SSIM": r["ssim"],
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def pretrain(cfg) -> PretrainResult:
-    """Notebook 05: staged pretraining on the training split's images; writes the encoder weights."""
-    strategy = training.setup(cfg)
-    parts = data.split_tables(cfg)
-    ds = {
-        s: pipeline.make_dataset(
-            parts[s],
-            cfg.image_size,
-            cfg.batch_size,
-            training=(s == "train"),
-            target="image",
-            seed=cfg.seed,
-        )
-        for s in ("train", "validation")
-    }
+def build_autoencoder(cfg, strategy) -> tuple[keras.Model, keras.Model]:
+    """The autoencoder and its encoder under ``strategy``; the autoencoder compiled (Table 1)."""
     with strategy.scope():
         ae, encoder = autoencoder.build(cfg.image_size, cfg.width)
         pretraining.compile_autoencoder(ae, cfg)
-    n_params = count_params(ae)
     print(
-        f"Autoencoder: {n_params:,} parameters ({count_params(encoder):,} in the encoder) at {cfg.image_size} px, "
-        f"width {cfg.width}; stages {list(cfg.ae_stages)}; {len(parts['train'])} training images"
+        f"Autoencoder: {count_params(ae):,} parameters ({count_params(encoder):,} in the encoder) "
+        f"at {cfg.image_size} px, width {cfg.width}; stages {list(cfg.ae_stages)}"
     )
-    stages, history = pretraining.pretrain(cfg, ae, ds["train"], ds["validation"])
+    return ae, encoder
+
+
+def reconstruct(cfg, ae: keras.Model, parts: dict, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` validation images (uint8) and their reconstructions (in [0, 1])."""
+    sample = pipeline.load_images(parts["validation"], cfg.image_size)[:n]
+    return sample, ae.predict(sample[..., None], verbose=0)[..., 0]
+
+
+def save_pretraining(cfg, ae, encoder, stages: pd.DataFrame, history, parts: dict) -> dict:
+    """Write the encoder's weights (for notebook 06), the autoencoder, Table 2 and
+    ``metrics.json``; return ``metrics`` and ``table2``."""
     with results.atomic_path(cfg.run_dir / ENCODER_FILE) as tmp:
         encoder.save_weights(tmp)
-    training.save_model(ae, cfg.run_dir / "autoencoder.keras")
-    sample = pipeline.load_images(parts["validation"], cfg.image_size)[:8]
-    recon = ae.predict(sample[..., None], verbose=0)[..., 0]
-    figs = {
+    training.save_model(ae, cfg.run_dir / runfiles.AUTOENCODER)
+    m = {
+        "stages": stages.to_dict("records"),
+        "train_seconds": training.train_seconds(history),
+        "epochs_run": int(history["epoch"].max()),
+        "params_count": count_params(ae),
+        "n_train": len(parts["train"]),
+        "n_val": len(parts["validation"]),
+    }
+    out = {"metrics": m, "table2": tables.table2(m["stages"])}
+    results.write_csv(cfg.run_dir / runfiles.table("table2"), out["table2"])
+    results.write_metrics(cfg, m, encoder_weights=str(cfg.run_dir / ENCODER_FILE))
+    return out
+
+
+def pretraining_figures(history: pd.DataFrame, sample: np.ndarray, recon: np.ndarray) -> dict:
+    """Validation images above their reconstructions; the curves of every metric."""
+    return {
         "reconstructions": plots.image_grid(
             list(sample / 255.0) + list(recon),
             cols=8,
@@ -94,202 +106,253 @@ def pretrain(cfg) -> PretrainResult:
             title="Validation images (top) and their reconstructions (bottom)",
         ),
         "training_curves": plots.training_curves(
-            history,
-            panels=(
-                ("loss", "MSE"),
-                ("accuracy", "Keras-2 accuracy"),
-                ("psnr", "PSNR (dB)"),
-                ("ssim", "SSIM"),
-            ),
-            title="Autoencoder pretraining",
+            history, panels=AE_PANELS, title="Autoencoder pretraining"
         ),
     }
-    for name, fig in figs.items():
-        results.save_figure(fig, cfg.run_dir / f"{name}.png")
-    results.write_csv(cfg.run_dir / "table2.csv", table2(stages))
-    results.write_metrics(
-        cfg,
-        {
-            "stages": stages.to_dict("records"),
-            "train_seconds": training.train_seconds(history),
-            "epochs_run": int(history["epoch"].max()),
-            "params_count": n_params,
-            "n_train": len(parts["train"]),
-            "n_val": len(parts["validation"]),
-        },
-        encoder_weights=str(cfg.run_dir / ENCODER_FILE),
+
+
+def pretrain(cfg) -> PretrainResult:
+    """Notebook 05's steps: staged pretraining on the training split; writes the encoder weights."""
+    strategy = training.setup(cfg)
+    split = data.split_for(cfg)
+    data.save_split(cfg, split)
+    ds = pipeline.datasets(
+        split.parts,
+        cfg.image_size,
+        cfg.batch_size,
+        cfg.seed,
+        target="image",
+        splits=("train", "validation"),
     )
-    return PretrainResult(ae, stages, history, n_params, figs)
+    ae, encoder = build_autoencoder(cfg, strategy)
+    stages, history = pretraining.pretrain(cfg, ae, ds["train"], ds["validation"])
+    sample, recon = reconstruct(cfg, ae, split.parts)
+    saved = save_pretraining(cfg, ae, encoder, stages, history, split.parts)
+    figs = pretraining_figures(history, sample, recon)
+    results.save_figures(figs, cfg.run_dir)
+    return PretrainResult(ae, stages, history, saved, figs)
+
+
+# --- notebook 06: AE-BoNet, its random-init ablation, the baselines ------------------------------
+
+
+@dataclasses.dataclass
+class Regressor:
+    """One trained regressor of notebook 06: its row of Table 5, its curves and predictions."""
+
+    label: str
+    init: str  # autoencoder, random, or the baselines' weights
+    image_size: int
+    n_train: int
+    params_count: int
+    history: pd.DataFrame
+    scores: evaluation.Scores
+
+    def metrics(self) -> dict:
+        """Its entry of ``metrics.models`` in ``metrics.json``."""
+        return {
+            "label": self.label,
+            "init": self.init,
+            "test": self.scores.test,
+            "epochs_run": len(self.history),
+            "train_seconds": training.train_seconds(self.history),
+            "params_count": self.params_count,
+            "image_size": self.image_size,
+            "n_train": self.n_train,
+        }
+
+
+@dataclasses.dataclass
+class BonetResult:
+    models: dict[str, Regressor]  # ae_bonet, random_init, <backbone>_<size>
+    mean: dict  # the mean predictor's test metrics
+    saved: dict  # what save_bonet() wrote: metrics, table4, table5
+    figures: dict
+
+
+def compile_regressor(model: keras.Model, cfg) -> keras.Model:
+    """Paper 2's regression training: Adam, MSE loss, MAE metric."""
+    return training.compile_model(
+        model, cfg, loss=LOSS, metrics=[keras.metrics.MeanAbsoluteError(name="mae")]
+    )
+
+
+def build_bonet(cfg, parts: dict, strategy, pretrained: bool = True) -> keras.Model:
+    """AE-BoNet from notebook 05's encoder (or, ``pretrained=False``, from random
+    initialisation: the ablation), compiled; its output bias starts at the training mean."""
+    bias = float(parts["train"]["boneage"].mean())
+    with strategy.scope():
+        if pretrained:
+            model = bonet.from_pretrained(
+                encoder_path(cfg), cfg.image_size, cfg.width, output_bias=bias
+            )
+        else:
+            model = bonet.random_init(cfg.image_size, cfg.width, output_bias=bias)
+    return compile_regressor(model, cfg)
+
+
+def build_baseline(cfg, name: str, size: int, parts: dict, strategy) -> keras.Model:
+    """A keras.applications backbone under AE-BoNet's head (Table 5), compiled."""
+    weights = None if cfg.baseline_weights == "none" else cfg.baseline_weights
+    with strategy.scope():
+        model = baselines.build(
+            name,
+            size,
+            weights=weights,
+            width=cfg.baseline_width,
+            output_bias=float(parts["train"]["boneage"].mean()),
+        )
+    return compile_regressor(model, cfg)
+
+
+def describe(cfg, key: str) -> tuple[str, str]:
+    """(label, init) of model ``key`` in Table 5."""
+    if key == "ae_bonet":
+        return "AE-BoNet", "autoencoder"
+    if key == "random_init":
+        return "AE-BoNet, random init", "random"
+    name = key.rsplit("_", 1)[0]
+    alpha = f" (alpha {cfg.baseline_width})" if name == "mobilenet" else ""
+    init = "random" if cfg.baseline_weights == "none" else cfg.baseline_weights
+    return baselines.BACKBONES[name][0] + alpha, init
+
+
+def save_regressor(cfg, key: str, model, history, scores, image_size: int, parts) -> Regressor:
+    """Write model ``key``'s predictions (``predictions_<key>.csv``; AE-BoNet's model too) and
+    return its record for Table 5."""
+    results.write_csv(cfg.run_dir / runfiles.predictions(key), scores.predictions)
+    if key == "ae_bonet":
+        training.save_model(model, cfg.run_dir / runfiles.MODEL)
+    label, init = describe(cfg, key)
+    return Regressor(
+        label, init, image_size, len(parts["train"]), count_params(model), history, scores
+    )
+
+
+def _fewer(parts: dict, max_samples: int, seed: int) -> dict:
+    """At most ``max_samples`` images in all, each split cut in proportion (seeded)."""
+    total = sum(map(len, parts.values()))
+    return {
+        s: data.subset(p.assign(split=s), max(1, max_samples * len(p) // total), seed).reset_index(
+            drop=True
+        )
+        for s, p in parts.items()
+    }
 
 
 def train_regressor(
     cfg,
     key: str,
-    model: keras.Model,
+    build: Callable[[], keras.Model],
     parts: dict,
     image_size: int,
     epochs: int,
-    parts_max: int = 0,
-) -> dict:
-    """Paper 2's regression training (Adam, MSE loss, MAE metric) of one model, tagged ``key``."""
-    if parts_max:
-        parts = {
-            s: data.subset(
-                p.assign(split=s),
-                max(1, parts_max * len(p) // sum(map(len, parts.values()))),
-                cfg.seed,
-            ).reset_index(drop=True)
-            for s, p in parts.items()
-        }
-    ds = {
-        s: pipeline.make_dataset(
-            parts[s],
-            image_size,
-            cfg.batch_size,
-            training=(s == "train"),
-            seed=cfg.seed,
-        )
-        for s in data.SPLITS
-    }
-    training.compile_model(
-        model, cfg, loss="mse", metrics=[keras.metrics.MeanAbsoluteError(name="mae")]
-    )
+    max_samples: int = 0,
+) -> Regressor:
+    """Notebook 06's steps for one model, tagged ``key``: inputs, build (``build()`` returns it
+    compiled), fit, evaluate, save."""
+    if max_samples:
+        parts = _fewer(parts, max_samples, cfg.seed)
+    ds = pipeline.datasets(parts, image_size, cfg.batch_size, cfg.seed)
+    model = build()
     history = training.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
-    pred, test = evaluation.evaluate(model, parts["test"], ds["test"], loss="mse")
-    results.write_csv(cfg.run_dir / f"predictions_{key}.csv", pred)
+    scores = evaluation.score(model, parts, ds, loss=LOSS)
+    return save_regressor(cfg, key, model, history, scores, image_size, parts)
+
+
+def ablation(cfg, parts: dict, strategy) -> dict[str, Regressor]:
+    """AE-BoNet from random initialisation, trained as AE-BoNet is: what pretraining buys."""
     return {
-        "predictions": pred,
-        "test": test,
-        "epochs_run": len(history),
-        "train_seconds": training.train_seconds(history),
-        "params_count": count_params(model),
-        "image_size": image_size,
-        "n_train": len(parts["train"]),
-        "history": history,
+        "random_init": train_regressor(
+            cfg,
+            "random_init",
+            lambda: build_bonet(cfg, parts, strategy, pretrained=False),
+            parts,
+            cfg.image_size,
+            cfg.epochs,
+        )
     }
 
 
-@dataclasses.dataclass
-class BonetResult:
-    models: dict  # key -> metrics dict (with "history")
-    mean: dict
-    predictions: pd.DataFrame
-    figures: dict
+def baseline_models(cfg, parts: dict, strategy) -> dict[str, Regressor]:
+    """Table 5's baselines: every backbone of ``cfg.baselines`` at every ``cfg.baseline_sizes``."""
+    out = {}
+    for size in cfg.baseline_sizes:
+        for name in cfg.baselines:
+            out[f"{name}_{size}"] = train_regressor(
+                cfg,
+                f"{name}_{size}",
+                lambda name=name, size=size: build_baseline(cfg, name, size, parts, strategy),
+                parts,
+                size,
+                cfg.baseline_epochs,
+                cfg.baseline_max_samples,
+            )
+    return out
 
 
-def table5(models: dict, mean: dict) -> pd.DataFrame:
-    """Tables 4-5 side by side: paper MAE/MSE at 256 and 450 px (reference) beside ours."""
-    rows = []
-    for key, m in models.items():
-        backbone = "ae_bonet" if key in ("ae_bonet", "random_init") else key.rsplit("_", 1)[0]
-        ref = reference.PAPER2_TABLE5.get(backbone, {}) if key != "random_init" else {}
-        rows.append(
-            {
-                "model": m["label"],
-                "init": m["init"],
-                "image size": m["image_size"],
-                "paper MAE @256 (reference)": ref.get(256, (None, None))[0],
-                "paper MSE @256 (reference)": ref.get(256, (None, None))[1],
-                "paper MAE @450 (reference)": ref.get(450, (None, None))[0],
-                "paper MSE @450 (reference)": ref.get(450, (None, None))[1],
-                "our MAE": m["test"]["mae"],
-                "our MSE": m["test"]["mse"],
-                "epochs": m["epochs_run"],
-                "train seconds": m["train_seconds"],
-            }
-        )
-    rows.append(
-        {
-            "model": "predicting the training mean",
-            "init": "-",
-            "our MAE": mean["mae"],
-            "our MSE": mean["mse"],
-        }
-    )
-    return pd.DataFrame(rows)
-
-
-def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> BonetResult:
-    """Notebook 06: AE-BoNet from the pretrained encoder, its random-init ablation, and the baselines."""
-    strategy = training.setup(cfg)
-    parts = data.split_tables(cfg)
-    bias = float(parts["train"]["boneage"].mean())
-    models: dict[str, dict] = {}
-    with strategy.scope():
-        model = bonet.from_pretrained(
-            encoder_path(cfg), cfg.image_size, cfg.width, output_bias=bias
-        )
-    models["ae_bonet"] = {
-        "label": "AE-BoNet",
-        "init": "autoencoder",
-        **train_regressor(cfg, "ae_bonet", model, parts, cfg.image_size, cfg.epochs),
+def save_bonet(cfg, models: dict[str, Regressor]) -> dict:
+    """Write Tables 4-5 and ``metrics.json`` (every model beside the mean predictor); return
+    ``metrics``, ``table4`` and ``table5``."""
+    m = {
+        "models": {k: r.metrics() for k, r in models.items()},
+        "mean_predictor": models["ae_bonet"].scores.mean,
     }
-    training.save_model(model, cfg.run_dir / "model.keras")
-    if with_ablation:
-        with strategy.scope():
-            model = bonet.random_init(cfg.image_size, cfg.width, output_bias=bias)
-        models["random_init"] = {
-            "label": "AE-BoNet, random init",
-            "init": "random",
-            **train_regressor(cfg, "random_init", model, parts, cfg.image_size, cfg.epochs),
-        }
-    if with_baselines:
-        weights = None if cfg.baseline_weights == "none" else cfg.baseline_weights
-        for size in cfg.baseline_sizes:
-            for name in cfg.baselines:
-                with strategy.scope():
-                    model = baselines.build(
-                        name, size, weights=weights, width=cfg.baseline_width, output_bias=bias
-                    )
-                key = f"{name}_{size}"
-                label = baselines.BACKBONES[name][0] + (
-                    f" (alpha {cfg.baseline_width})" if name == "mobilenet" else ""
-                )
-                models[key] = {
-                    "label": label,
-                    "init": weights or "random",
-                    **train_regressor(
-                        cfg,
-                        key,
-                        model,
-                        parts,
-                        size,
-                        cfg.baseline_epochs,
-                        cfg.baseline_max_samples,
-                    ),
-                }
-    mean = evaluation.mean_predictor(parts["train"], parts["test"], loss="mse")
-    pred = models["ae_bonet"]["predictions"]
-    results.write_csv(cfg.run_dir / "predictions.csv", pred)
-    results.write_csv(cfg.run_dir / "history.csv", models["ae_bonet"]["history"])
+    out = {
+        "metrics": m,
+        "table4": tables.table4(m["models"]),
+        "table5": tables.table5(m["models"], m["mean_predictor"]),
+    }
+    for name in ("table4", "table5"):
+        results.write_csv(cfg.run_dir / runfiles.table(name), out[name])
+    results.write_metrics(cfg, m, encoder_weights=str(encoder_path(cfg)))
+    return out
+
+
+def bonet_figures(models: dict[str, Regressor]) -> dict:
+    """AE-BoNet's curves (Fig. 3) and predictions (Fig. 4); the ablation's curves."""
+    ae = models["ae_bonet"]
     figs = {
         "fig3_curves": plots.training_curves(
-            models["ae_bonet"]["history"],
+            ae.history,
             panels=BONET_PANELS,
             title="AE-BoNet: training and validation (paper 2, Fig. 3)",
         ),
         "fig4_pred_vs_true": plots.pred_vs_true(
-            pred, title="AE-BoNet on the test set (paper 2, Fig. 4)"
+            ae.scores.predictions, title="AE-BoNet on the test set (paper 2, Fig. 4)"
         ),
     }
     if "random_init" in models:
         figs["ablation_curves"] = plots.training_curves(
-            models["random_init"]["history"],
+            models["random_init"].history,
             panels=BONET_PANELS,
             title="AE-BoNet from random initialisation",
         )
-    for name, fig in figs.items():
-        results.save_figure(fig, cfg.run_dir / f"{name}.png")
-    results.write_csv(cfg.run_dir / "table5.csv", table5(models, mean))
-    results.write_metrics(
-        cfg,
-        {
-            "models": {
-                k: {kk: vv for kk, vv in v.items() if kk not in ("history", "predictions")}
-                for k, v in models.items()
-            },
-            "mean_predictor": mean,
-        },
-        encoder_weights=str(encoder_path(cfg)),
-    )
-    return BonetResult(models, mean, pred, figs)
+    return figs
+
+
+def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> BonetResult:
+    """Notebook 06's steps: AE-BoNet from the pretrained encoder, its random-init ablation, and
+    the baselines."""
+    strategy = training.setup(cfg)
+    split = data.split_for(cfg)
+    data.save_split(cfg, split)
+    parts = split.parts
+    models = {
+        "ae_bonet": train_regressor(
+            cfg,
+            "ae_bonet",
+            lambda: build_bonet(cfg, parts, strategy),
+            parts,
+            cfg.image_size,
+            cfg.epochs,
+        )
+    }
+    if with_ablation:
+        models.update(ablation(cfg, parts, strategy))
+    if with_baselines:
+        models.update(baseline_models(cfg, parts, strategy))
+    saved = save_bonet(cfg, models)
+    figs = bonet_figures(models)
+    results.save_figures(figs, cfg.run_dir)
+    return BonetResult(models, models["ae_bonet"].scores.mean, saved, figs)

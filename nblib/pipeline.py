@@ -321,6 +321,24 @@ def make_dataset(
     return _batches_class()(source)
 
 
+def datasets(
+    parts: dict[str, pd.DataFrame],
+    image_size: int,
+    batch_size: int,
+    seed: int,
+    target: str | None = "boneage",
+    splits: tuple[str, ...] | None = None,
+) -> dict:
+    """One dataset per split of ``parts`` (or of ``splits``): the training split in a seeded new
+    order every epoch, the others in table order (so predictions line up with their rows)."""
+    return {
+        s: make_dataset(
+            parts[s], image_size, batch_size, training=(s == "train"), target=target, seed=seed
+        )
+        for s in (splits or tuple(parts))
+    }
+
+
 def epoch_order(n: int, seed: int, epoch: int, training: bool) -> np.ndarray:
     """The order rows are fed in one epoch: seeded by (seed, epoch) when training, else 0..n-1.
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from nblib import results, training
+from nblib import results, runfiles, training
 
 
 @keras.saving.register_keras_serializable(package="nblib")
@@ -124,7 +124,8 @@ def pretrain(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train through the stages (training continues across them); return ``(stages, history)``.
 
-    Writes ``stages.csv`` (one row per stage) beside ``history.csv`` (one row per epoch).
+    Writes ``stages.csv`` (one row per stage) beside ``history.csv`` (one row per epoch); the
+    returned history is the one the last stage's training returned, every epoch of every stage.
 
     Each stage trains to its cumulative epoch through :func:`training.fit`, so a killed run
     resumes inside the stage it was in. A stage's row holds the training loss and accuracy of its
@@ -133,16 +134,14 @@ def pretrain(
     stages = list(stages or cfg.ae_stages)
     run_dir = run_dir or cfg.run_dir
     ends = stage_ends(stages)
-    done = (
-        results.read_csv(run_dir / "stages.csv")
-        if (run_dir / "stages.csv").is_file()
-        else pd.DataFrame()
-    )
+    stages_path = run_dir / runfiles.STAGES
+    done = results.read_csv(stages_path) if stages_path.is_file() else pd.DataFrame()
     rows = [
         r
         for r in done.to_dict("records")
         if r["stage"] <= len(ends) and r["end_epoch"] == ends[r["stage"] - 1]
     ]
+    history = None  # the last stage's fit returns every epoch of every stage
     for i, end in enumerate(ends, start=1):
         if i <= len(rows):  # finished before an interruption: its row was measured then
             continue
@@ -165,17 +164,9 @@ def pretrain(
                 "ssim": float(val["ssim"]),
             }
         )
-        results.write_csv(run_dir / "stages.csv", pd.DataFrame(rows))
-    # The model holds the final weights (also when every stage had finished before this call), and
-    # the returned history covers every epoch of every stage.
-    history = training.fit(
-        model,
-        train_ds,
-        val_ds,
-        cfg,
-        run_dir=run_dir,
-        epochs=ends[-1],
-        restore_best=False,
-        verbose=0,
-    )
+        results.write_csv(stages_path, pd.DataFrame(rows))
+    if history is None:  # every stage had finished before this call: load the final weights
+        history = training.fit(
+            model, train_ds, val_ds, cfg, run_dir=run_dir, epochs=ends[-1], restore_best=False
+        )
     return pd.DataFrame(rows), history

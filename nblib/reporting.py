@@ -1,8 +1,9 @@
 """The reproduction report: tables and figures built only from the result files of one run.
 
 Notebook 07 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
-number comes from ``<output_dir>/NN_name/metrics.json``, ``history*.csv`` or ``predictions*.csv``,
-and every paper number from :mod:`nblib.reference`, labelled as such.
+number comes from ``<output_dir>/NN_name/metrics.json``, ``history*.csv`` or ``predictions*.csv``
+(names in :mod:`nblib.runfiles`), every table is computed by :mod:`nblib.tables` (the functions the
+notebooks use), and every paper number comes from :mod:`nblib.reference`, labelled as such.
 
 Every result file is checked as it is read: a damaged one (not JSON, a metric that is not a
 number, a prediction table cut short or with the wrong row count) stops the report with a
@@ -21,18 +22,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nblib import reference, results
+from nblib import plots, reference, results, runfiles, tables
 
 PAPER1_MODELS = {
-    "03_resnet50": ("resnet50", "ResNet-50 (GELU)"),
-    "04_inception_v4": ("inception_v4", "Inception-V4"),
+    stem: (key, tables.PAPER1_LABELS[key]) for key, stem in runfiles.PAPER1_DIRS.items()
 }
-AE_DIR, BONET_DIR = "05_autoencoder_pretraining", "06_ae_bonet"
+AE_DIR, BONET_DIR = runfiles.AUTOENCODER_DIR, runfiles.BONET_DIR
 DEVIATIONS = "training settings unlike the papers'"  # a protocol-table column
-AGE_BANDS = [(0, 2), (2, 6), (6, 10), (10, 14), (14, 100)]
 ResultError = results.ResultError
 PREDICTION_COLUMNS = ["id", "true", "predicted", "male", "split"]
 TEST_METRICS = ("loss", "rmse", "mape", "r2", "mae")
+GROUP_COLUMNS = ["model", "group", "n", "MAE"]  # of tables.error_by_group: the report shows MAE
+TITLES = {
+    "table1": "Table I (paper 1): test metrics, paper vs ours",
+    "table1_protocol": "Protocol of each paper-1 model",
+    "table2": "Table 2 (paper 2): autoencoder pretraining stages, paper vs ours",
+    "table4": "Table 4 (paper 2): AE-BoNet against related work (MAE, months)",
+    "table5": "Table 5 (paper 2): AE-BoNet, its random-init ablation and ImageNet-style baselines",
+    "table5_protocol": "Protocol of AE-BoNet and the baselines",
+    "error_by_group": "Test MAE by age band and sex",
+}
 
 
 @dataclasses.dataclass
@@ -40,11 +49,11 @@ class Report:
     """Tables (DataFrames), the predictions of every model, their histories, and what was missing."""
 
     output_dir: Path
-    tables: dict[str, pd.DataFrame]
-    predictions: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
-    missing: list[str]
-    sources: dict[str, str]
+    tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    predictions: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    histories: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _damaged(path: Path, what: str) -> ResultError:
@@ -114,9 +123,9 @@ def check_metrics(path: Path, doc: Any) -> dict[str, Any]:
 
 
 def _metrics(output_dir: Path, stem: str, missing: list[str]) -> dict[str, Any] | None:
-    path = output_dir / stem / "metrics.json"
+    path = output_dir / stem / runfiles.METRICS
     if not path.is_file():
-        missing.append(f"{stem}/metrics.json (run notebook {stem} first)")
+        missing.append(f"{stem}/{runfiles.METRICS} (run notebook {stem} first)")
         return None
     return check_metrics(path, results.read_json(path))
 
@@ -173,10 +182,17 @@ def deviations(params: dict[str, Any]) -> str:
     return "; ".join(out) or "none"
 
 
+def _hardware(doc: dict[str, Any]) -> dict[str, Any]:
+    """The protocol tables' hardware and backend columns, from ``metrics.json``'s provenance."""
+    hw = doc.get("provenance", {}).get("hardware", {})
+    return {
+        "hardware": ", ".join(hw.get("gpus") or []) or f"CPU x{hw.get('cpus', '?')}",
+        "backend": hw.get("backend", "tensorflow"),
+    }
+
+
 def _protocol(doc: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
     p = doc.get("params", {})
-    hw = doc.get("provenance", {}).get("hardware", {})
-    device = ", ".join(hw.get("gpus") or []) or f"CPU x{hw.get('cpus', '?')}"
     return {
         "data": Path(str(p.get("data_dir", "?"))).name,
         "split": p.get("split"),
@@ -184,90 +200,35 @@ def _protocol(doc: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
         "image size": p.get("image_size"),
         "width": p.get("width"),
         "epochs run": m.get("epochs_run"),
-        "train time (s)": _round(m.get("train_seconds"), 0),
-        "hardware": device,
-        "backend": hw.get("backend", "tensorflow"),
+        "train time (s)": tables.rounded(m.get("train_seconds"), 0),
+        **_hardware(doc),
         "deterministic": p.get("deterministic"),
         DEVIATIONS: deviations(p),
     }
 
 
-def _round(v: Any, nd: int = 4) -> Any:
-    if v is None:
-        return None
-    try:
-        return round(float(v), nd)
-    except (TypeError, ValueError):
-        return v
-
-
-def _read_csvs(folder: Path, prefix: str, n_test: Any = None) -> dict[str, pd.DataFrame]:
-    """``prefix.csv`` -> key "", ``prefix_<tag>.csv`` -> key tag; each checked as it is read
-    (``n_test``, when given, is the row count ``prefix.csv`` must have)."""
+def _read_csvs(folder: Path, name: str, n_test: Any = None) -> dict[str, pd.DataFrame]:
+    """The history or predictions files of a notebook by tag (``runfiles.tagged_files``), each
+    checked as it is read (``n_test``, when given, is the untagged predictions' row count)."""
     out = {}
-    for path in sorted(folder.glob(f"{prefix}*.csv")):
-        tag = path.stem[len(prefix) :].lstrip("_")
-        if prefix == "predictions":
+    for tag, path in runfiles.tagged_files(folder, name).items():
+        if name == runfiles.PREDICTIONS:
             out[tag] = read_predictions(path, n_test if tag == "" else None)
         else:
             out[tag] = read_history(path)
     return out
 
 
-def build(output_dir: Path | str) -> Report:
-    """Read a run's result files and assemble every table of the report."""
-    output_dir = Path(output_dir)
-    missing: list[str] = []
-    tables: dict[str, pd.DataFrame] = {}
-    predictions: dict[str, pd.DataFrame] = {}
-    histories: dict[str, pd.DataFrame] = {}
-    sources: dict[str, str] = {}
-
-    # Table I: paper 1, test loss / RMSE / MAPE / R^2, paper vs ours, and each protocol.
+def _paper1(report: Report) -> None:
+    """Table I and its protocol table; each paper-1 model's predictions and history."""
     rows, protocols = [], []
     for stem, (key, label) in PAPER1_MODELS.items():
-        doc = _metrics(output_dir, stem, missing)
+        doc = _metrics(report.output_dir, stem, report.missing)
         if doc is None:
             continue
         m = doc["metrics"]
-        test = m["test"]
-        ref = reference.PAPER1_TABLE1[key]
-        sources[label] = f"{stem}/metrics.json"
-        for metric, name in (
-            ("loss", "loss (MSLE)"),
-            ("rmse", "RMSE (months)"),
-            ("mape", "MAPE (%)"),
-            ("r2", "R^2 (%)"),
-        ):
-            ours = test.get(metric)
-            if metric == "r2" and ours is not None:
-                ours = 100 * float(ours)  # the paper reports R^2 as a percentage
-            rows.append(
-                {
-                    "model": label,
-                    "metric": name,
-                    "paper (reference)": ref[metric],
-                    "ours": _round(ours),
-                    "ours, mean predictor": _round(
-                        (
-                            100 * m["mean_predictor"][metric]
-                            if metric == "r2"
-                            else m["mean_predictor"][metric]
-                        )
-                        if m.get("mean_predictor", {}).get(metric) is not None
-                        else None
-                    ),
-                }
-            )
-        rows.append(
-            {
-                "model": label,
-                "metric": "MAE (months)",
-                "paper (reference)": None,
-                "ours": _round(test.get("mae")),
-                "ours, mean predictor": _round(m.get("mean_predictor", {}).get("mae")),
-            }
-        )
+        report.sources[label] = f"{stem}/{runfiles.METRICS}"
+        rows.append(tables.table1(key, m))
         protocols.append(
             {
                 "model": label,
@@ -276,232 +237,124 @@ def build(output_dir: Path | str) -> Report:
                 f"{reference.PAPER1_EPOCHS[key]} epochs",
             }
         )
-        folder = output_dir / stem
-        for tag, df in _read_csvs(folder, "predictions", m.get("n_test")).items():
-            predictions[label if not tag else f"{label} [{tag}]"] = df
-        for tag, df in _read_csvs(folder, "history").items():
-            histories[label if not tag else f"{label} [{tag}]"] = df
+        folder = report.output_dir / stem
+        for tag, df in _read_csvs(folder, runfiles.PREDICTIONS, m.get("n_test")).items():
+            report.predictions[label if not tag else f"{label} [{tag}]"] = df
+        for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
+            report.histories[label if not tag else f"{label} [{tag}]"] = df
     if rows:
-        tables["table1"] = pd.DataFrame(rows)
-        tables["table1_protocol"] = pd.DataFrame(protocols)
+        report.tables["table1"] = pd.concat(rows, ignore_index=True)
+        report.tables["table1_protocol"] = pd.DataFrame(protocols)
 
-    # Table 2: autoencoder stages, paper vs ours.
-    doc = _metrics(output_dir, AE_DIR, missing)
-    if doc is not None:
-        stages = doc["metrics"].get("stages", [])
-        sources["autoencoder"] = f"{AE_DIR}/metrics.json"
-        rows = []
-        for i, st in enumerate(stages):
-            ref = reference.PAPER2_TABLE2[i] if i < len(reference.PAPER2_TABLE2) else {}
-            rows.append(
-                {
-                    "stage": st.get("stage", i + 1),
-                    "paper epochs (reference)": ref.get("epochs"),
-                    "paper MSE (reference)": ref.get("loss"),
-                    "paper accuracy (reference)": ref.get("accuracy"),
-                    "our epochs": st.get("epochs"),
-                    "our MSE": _round(st.get("loss"), 6),
-                    "our accuracy": _round(st.get("accuracy")),
-                    "our val MSE": _round(st.get("val_loss"), 6),
-                    "our val PSNR (dB)": _round(st.get("psnr"), 2),
-                    "our val SSIM": _round(st.get("ssim")),
-                }
-            )
-        tables["table2"] = pd.DataFrame(rows)
-        for tag, df in _read_csvs(output_dir / AE_DIR, "history").items():
-            histories["autoencoder" if not tag else f"autoencoder [{tag}]"] = df
 
-    # Tables 4 and 5: AE-BoNet, its random-init ablation and the baselines.
-    doc = _metrics(output_dir, BONET_DIR, missing)
-    if doc is not None:
-        models = doc["metrics"].get("models", {})
-        mean = doc["metrics"].get("mean_predictor", {})
-        sources["AE-BoNet"] = f"{BONET_DIR}/metrics.json"
-        p = doc.get("params", {})
-        hw = doc.get("provenance", {}).get("hardware", {})
-        left_out = [b for b in reference.PAPER2_BASELINES if b not in (p.get("baselines") or [])]
-        tables["table5_protocol"] = pd.DataFrame(
-            [
-                {
-                    "image size": p.get("image_size"),
-                    "width": p.get("width"),
-                    "epochs": p.get("epochs"),
-                    "baseline epochs": p.get("baseline_epochs"),
-                    "baselines left out": ", ".join(left_out) or "none",
-                    "hardware": ", ".join(hw.get("gpus") or []) or f"CPU x{hw.get('cpus', '?')}",
-                    "backend": hw.get("backend", "tensorflow"),
-                    DEVIATIONS: deviations(p),
-                }
-            ]
-        )
-        rows = []
-        for key, m in models.items():
-            size = m.get("image_size")
-            backbone = "ae_bonet" if key in ("ae_bonet", "random_init") else key.rsplit("_", 1)[0]
-            ref = reference.PAPER2_TABLE5.get(backbone, {})
-            # The random-init ablation has no paper counterpart; the others show both paper sizes.
-            ref_256 = ref.get(256, (None, None)) if key != "random_init" else (None, None)
-            ref_450 = ref.get(450, (None, None)) if key != "random_init" else (None, None)
-            rows.append(
-                {
-                    "model": m.get("label", key),
-                    "init": m.get("init"),
-                    "image size": size,
-                    "paper MAE @256 (reference)": ref_256[0],
-                    "paper MSE @256 (reference)": ref_256[1],
-                    "paper MAE @450 (reference)": ref_450[0],
-                    "paper MSE @450 (reference)": ref_450[1],
-                    "our MAE": _round(m.get("test", {}).get("mae"), 2),
-                    "our MSE": _round(m.get("test", {}).get("mse"), 1),
-                    "epochs run": m.get("epochs_run"),
-                    "train time (s)": _round(m.get("train_seconds"), 0),
-                }
-            )
-        if mean:
-            rows.append(
-                {
-                    "model": "predicting the training mean",
-                    "init": "-",
-                    "image size": None,
-                    "our MAE": _round(mean.get("mae"), 2),
-                    "our MSE": _round(mean.get("mse"), 1),
-                }
-            )
-        tables["table5"] = pd.DataFrame(rows)
-        t4 = [
-            {"method": k, "paper MAE (reference)": v, "our MAE": None}
-            for k, v in reference.PAPER2_TABLE4.items()
+def _autoencoder(report: Report) -> None:
+    """Table 2 and the autoencoder's history."""
+    doc = _metrics(report.output_dir, AE_DIR, report.missing)
+    if doc is None:
+        return
+    report.sources["autoencoder"] = f"{AE_DIR}/{runfiles.METRICS}"
+    report.tables["table2"] = tables.table2(doc["metrics"].get("stages", []))
+    for tag, df in _read_csvs(report.output_dir / AE_DIR, runfiles.HISTORY).items():
+        report.histories["autoencoder" if not tag else f"autoencoder [{tag}]"] = df
+
+
+def _bonet_protocol(doc: dict[str, Any]) -> pd.DataFrame:
+    p = doc.get("params", {})
+    left_out = [b for b in reference.PAPER2_BASELINES if b not in (p.get("baselines") or [])]
+    return pd.DataFrame(
+        [
+            {
+                "image size": p.get("image_size"),
+                "width": p.get("width"),
+                "epochs": p.get("epochs"),
+                "baseline epochs": p.get("baseline_epochs"),
+                "baselines left out": ", ".join(left_out) or "none",
+                **_hardware(doc),
+                DEVIATIONS: deviations(p),
+            }
         ]
-        if "ae_bonet" in models:
-            t4[-1]["our MAE"] = _round(models["ae_bonet"]["test"]["mae"], 2)
-        tables["table4"] = pd.DataFrame(t4)
-        folder = output_dir / BONET_DIR
-        preds = _read_csvs(folder, "predictions")
-        if "" in preds and "ae_bonet" in preds and len(preds[""]) != len(preds["ae_bonet"]):
-            raise _damaged(
-                folder / "predictions.csv",
-                f"it holds {len(preds[''])} rows, predictions_ae_bonet.csv (of which it is a "
-                f"copy) {len(preds['ae_bonet'])}",
-            )
-        for tag, df in preds.items():
-            predictions[
-                "AE-BoNet"
-                if tag in ("", "ae_bonet")
-                else f"AE-BoNet [{tag}]"
-                if tag == "random_init"
-                else models.get(tag, {}).get("label", tag)
-            ] = df
-        for tag, df in _read_csvs(folder, "history").items():
-            histories[
-                "AE-BoNet"
-                if tag in ("", "ae_bonet")
-                else f"AE-BoNet [{tag}]"
-                if tag == "random_init"
-                else models.get(tag, {}).get("label", tag)
-            ] = df
-
-    if predictions:
-        tables["error_by_group"] = error_by_group(predictions)
-    return Report(output_dir, tables, predictions, histories, missing, sources)
+    )
 
 
-def error_by_group(predictions: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """MAE per model, by age band (years) and by sex, from the prediction files."""
-    rows = []
-    for name, df in predictions.items():
-        err = (df["predicted"] - df["true"]).abs()
-        years = df["true"] / 12.0
-        for lo, hi in AGE_BANDS:
-            sel = (years >= lo) & (years < hi)
-            band = f"{lo}-{hi} y" if hi < 100 else f"{lo}+ y"
-            rows.append(
-                {
-                    "model": name,
-                    "group": band,
-                    "n": int(sel.sum()),
-                    "MAE": _round(err[sel].mean(), 2) if sel.any() else None,
-                }
-            )
-        if "male" in df:
-            male = df["male"].astype(str).str.lower().isin(["true", "1", "1.0"])
-            for label, sel in (("female", ~male), ("male", male)):
-                rows.append(
-                    {
-                        "model": name,
-                        "group": label,
-                        "n": int(sel.sum()),
-                        "MAE": _round(err[sel].mean(), 2) if sel.any() else None,
-                    }
-                )
-    return pd.DataFrame(rows)
+def _bonet_name(tag: str, models: dict[str, Any]) -> str:
+    """The report's name of notebook 06's model ``tag`` (an untagged file is AE-BoNet's)."""
+    if tag in ("", "ae_bonet"):
+        return "AE-BoNet"
+    if tag == "random_init":
+        return f"AE-BoNet [{tag}]"
+    return models.get(tag, {}).get("label", tag)
+
+
+def _bonet(report: Report) -> None:
+    """Tables 4 and 5 with their protocol; every model's predictions and history."""
+    doc = _metrics(report.output_dir, BONET_DIR, report.missing)
+    if doc is None:
+        return
+    models = doc["metrics"].get("models", {})
+    report.sources["AE-BoNet"] = f"{BONET_DIR}/{runfiles.METRICS}"
+    report.tables["table5_protocol"] = _bonet_protocol(doc)
+    report.tables["table5"] = tables.table5(models, doc["metrics"].get("mean_predictor", {}))
+    report.tables["table4"] = tables.table4(models)
+    folder = report.output_dir / BONET_DIR
+    for tag, df in _read_csvs(folder, runfiles.PREDICTIONS).items():
+        report.predictions[_bonet_name(tag, models)] = df
+    for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
+        report.histories[_bonet_name(tag, models)] = df
+
+
+def build(output_dir: Path | str) -> Report:
+    """Read a run's result files and assemble every table of the report."""
+    report = Report(Path(output_dir))
+    _paper1(report)
+    _autoencoder(report)
+    _bonet(report)
+    if report.predictions:
+        report.tables["error_by_group"] = tables.error_by_group(report.predictions)[GROUP_COLUMNS]
+    return report
+
+
+def _loss_panel(history: pd.DataFrame, title: str, ax) -> Any:
+    return plots.curve(history, "loss", title=title, log=True, ax=ax)
+
+
+# The grids of panels: figure -> (Report field drawn, panel function, columns, panel size, title).
+GRIDS = {
+    "all_training_curves": (
+        "histories",
+        _loss_panel,
+        3,
+        (5, 3.4),
+        "Training curves of every model (loss; log scale)",
+    ),
+    "pred_vs_true_all": (
+        "predictions",
+        plots.pred_vs_true,
+        4,
+        (3.6, 3.6),
+        "Predicted vs true bone age (test set; green: 45° line)",
+    ),
+    "bland_altman_all": (
+        "predictions",
+        plots.bland_altman,
+        4,
+        (3.6, 3.2),
+        "Bland-Altman: bias and 95% limits of agreement",
+    ),
+}
 
 
 def figures(report: Report) -> dict[str, Any]:
-    """All-curves, predicted-vs-true, error-by-group and Bland-Altman figures (matplotlib)."""
-    import matplotlib.pyplot as plt
-
+    """All-curves, predicted-vs-true, Bland-Altman and error-by-group figures (matplotlib),
+    composed of the notebooks' own plot functions."""
     figs = {}
-    if report.histories:
-        n = len(report.histories)
-        cols = min(3, n)
-        rows = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.4 * rows), squeeze=False)
-        for ax, (name, h) in zip(axes.flat, report.histories.items(), strict=False):
-            x = h["epoch"] if "epoch" in h else np.arange(1, len(h) + 1)
-            ax.plot(x, h["loss"], label="training")
-            if "val_loss" in h:
-                ax.plot(x, h["val_loss"], label="validation")
-            ax.set_title(name, fontsize=10)
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("loss")
-            ax.set_yscale("log")
-            ax.legend(fontsize=8)
-        for ax in list(axes.flat)[n:]:
-            ax.axis("off")
-        fig.suptitle("Training curves of every model (loss; log scale)")
-        fig.tight_layout()
-        figs["all_training_curves"] = fig
-    if report.predictions:
-        n = len(report.predictions)
-        cols = min(4, n)
-        rows = int(np.ceil(n / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
-        fig2, axes2 = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), squeeze=False)
-        for ax, ax2, (name, df) in zip(
-            axes.flat, axes2.flat, report.predictions.items(), strict=False
-        ):
-            t, p = df["true"].to_numpy(float), df["predicted"].to_numpy(float)
-            lim = (0, max(240.0, float(np.nanmax([t.max(), p.max()]))))
-            ax.scatter(t, p, s=8, alpha=0.6)
-            ax.plot(lim, lim, color="green", lw=1)
-            ax.set(xlim=lim, ylim=lim, xlabel="true age (months)", ylabel="predicted (months)")
-            ax.set_title(f"{name}\nMAE {np.mean(np.abs(p - t)):.1f}", fontsize=9)
-            mean, diff = (t + p) / 2, p - t
-            md, sd = diff.mean(), diff.std(ddof=1) if len(diff) > 1 else 0.0
-            ax2.scatter(mean, diff, s=8, alpha=0.6)
-            for y, style in ((md, "-"), (md + 1.96 * sd, "--"), (md - 1.96 * sd, "--")):
-                ax2.axhline(y, color="red", ls=style, lw=1)
-            ax2.set(xlabel="mean of true and predicted", ylabel="predicted - true")
-            ax2.set_title(f"{name}\nbias {md:.1f}, limits ±{1.96 * sd:.1f}", fontsize=9)
-        for ax in list(axes.flat)[n:] + list(axes2.flat)[n:]:
-            ax.axis("off")
-        fig.suptitle("Predicted vs true bone age (test set; green: 45° line)")
-        fig.tight_layout()
-        fig2.suptitle("Bland-Altman: bias and 95% limits of agreement")
-        fig2.tight_layout()
-        figs["pred_vs_true_all"] = fig
-        figs["bland_altman_all"] = fig2
+    for name, (field, draw, cols, panel, title) in GRIDS.items():
+        items = getattr(report, field)
+        if items:
+            figs[name] = plots.grid(items, draw, cols=cols, panel=panel, title=title)
     if "error_by_group" in report.tables:
-        import seaborn as sns
-
-        g = report.tables["error_by_group"].dropna(subset=["MAE"])
-        fig, ax = plt.subplots(figsize=(10, 4))
-        sns.barplot(data=g, x="group", y="MAE", hue="model", ax=ax)
-        ax.set(ylabel="MAE (months)", xlabel="")
-        ax.set_title("Test error by age band and by sex")
-        ax.legend(fontsize=7, ncol=2)
-        fig.tight_layout()
-        figs["error_by_group"] = fig
+        figs["error_by_group"] = plots.error_by_group(
+            report.tables["error_by_group"], title="Test error by age band and by sex"
+        )
     return figs
 
 
@@ -521,8 +374,8 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def differences(report: Report) -> list[str]:
-    """Plain-language notes on where and why our numbers differ from the papers'."""
+def _protocol_notes(report: Report) -> list[str]:
+    """What each model was trained on, against the paper's protocol."""
     notes = []
     t1 = report.tables.get("table1_protocol")
     if t1 is not None:
@@ -550,28 +403,41 @@ def differences(report: Report) -> list[str]:
                 "5 epochs on 400 real images at 128 px they stayed at 0.95-1.03x the mean "
                 "predictor); the paper profile trains all four."
             )
+    return notes
+
+
+def _table1_notes(report: Report) -> list[str]:
+    """Each paper-1 model's test RMSE against the paper's and the mean predictor's."""
+    notes = []
     t = report.tables.get("table1")
-    if t is not None:
-        for model, g in t.groupby("model", sort=False):
-            r = g.set_index("metric")
-            try:
-                ours, paper = (
-                    r.loc["RMSE (months)", "ours"],
-                    r.loc["RMSE (months)", "paper (reference)"],
-                )
-                mean = r.loc["RMSE (months)", "ours, mean predictor"]
-                if pd.isna(ours) or pd.isna(mean):
-                    raise ValueError("a stored NaN")
-                notes.append(
-                    f"{model}: test RMSE {ours:.2f} months against the paper's {paper:.2f} "
-                    f"(predicting the training mean gives {mean:.2f})."
-                )
-            except (KeyError, TypeError, ValueError):
-                notes.append(
-                    f"{model}: test RMSE (or the mean predictor's) is not a number (null, a "
-                    "stored NaN, in its metrics.json: did training diverge?), so it cannot be "
-                    "compared with the paper's."
-                )
+    if t is None:
+        return notes
+    for model, g in t.groupby("model", sort=False):
+        r = g.set_index("metric")
+        try:
+            ours, paper = (
+                r.loc["RMSE (months)", "ours"],
+                r.loc["RMSE (months)", "paper (reference)"],
+            )
+            mean = r.loc["RMSE (months)", "ours, mean predictor"]
+            if pd.isna(ours) or pd.isna(mean):
+                raise ValueError("a stored NaN")
+            notes.append(
+                f"{model}: test RMSE {ours:.2f} months against the paper's {paper:.2f} "
+                f"(predicting the training mean gives {mean:.2f})."
+            )
+        except (KeyError, TypeError, ValueError):
+            notes.append(
+                f"{model}: test RMSE (or the mean predictor's) is not a number (null, a "
+                "stored NaN, in its metrics.json: did training diverge?), so it cannot be "
+                "compared with the paper's."
+            )
+    return notes
+
+
+def _paper2_notes(report: Report) -> list[str]:
+    """What pretraining bought (AE-BoNet against its random-init ablation), and Table 2's stages."""
+    notes = []
     t5 = report.tables.get("table5")
     if t5 is not None and not t5.empty:
         ae = t5[t5["init"] == "autoencoder"]
@@ -595,26 +461,22 @@ def differences(report: Report) -> list[str]:
     return notes
 
 
+def differences(report: Report) -> list[str]:
+    """Plain-language notes on where and why our numbers differ from the papers'."""
+    return _protocol_notes(report) + _table1_notes(report) + _paper2_notes(report)
+
+
 def write(report: Report, out_dir: Path | str | None = None) -> Path:
     """Write tables (CSV), figures (PNG) and ``report.md`` into ``out_dir``; return the report path."""
     import matplotlib.pyplot as plt
 
-    out_dir = Path(out_dir) if out_dir else report.output_dir / "07_comparison"
+    out_dir = Path(out_dir) if out_dir else report.output_dir / runfiles.REPORT_DIR
     for name, df in report.tables.items():
-        results.write_csv(out_dir / f"{name}.csv", df)
+        results.write_csv(out_dir / runfiles.table(name), df)
     figs = figures(report)
     for name, fig in figs.items():
-        results.save_figure(fig, out_dir / f"{name}.png")
+        results.save_figure(fig, out_dir / runfiles.figure(name))
         plt.close(fig)
-    titles = {
-        "table1": "Table I (paper 1): test metrics, paper vs ours",
-        "table1_protocol": "Protocol of each paper-1 model",
-        "table2": "Table 2 (paper 2): autoencoder pretraining stages, paper vs ours",
-        "table4": "Table 4 (paper 2): AE-BoNet against related work (MAE, months)",
-        "table5": "Table 5 (paper 2): AE-BoNet, its random-init ablation and ImageNet-style baselines",
-        "table5_protocol": "Protocol of AE-BoNet and the baselines",
-        "error_by_group": "Test MAE by age band and sex",
-    }
     lines = [
         "# Reproduction report",
         "",
@@ -626,24 +488,16 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     if report.missing:
         lines += ["**Missing results** (the report covers only what exists):", ""]
         lines += [f"- {m}" for m in report.missing] + [""]
-    for name in (
-        "table1",
-        "table1_protocol",
-        "table2",
-        "table4",
-        "table5",
-        "table5_protocol",
-        "error_by_group",
-    ):
+    for name in TITLES:
         if name in report.tables:
-            lines += [f"## {titles[name]}", "", _md_table(report.tables[name]), ""]
+            lines += [f"## {TITLES[name]}", "", _md_table(report.tables[name]), ""]
     if figs:
         lines += ["## Figures", ""]
-        lines += [f"![{name}]({name}.png)" for name in figs] + [""]
+        lines += [f"![{name}]({runfiles.figure(name)})" for name in figs] + [""]
     lines += ["## Where our numbers differ from the papers', and why", ""]
     lines += [f"- {n}" for n in differences(report)] or ["- No results to compare yet."]
     lines += ["", "## Sources", ""] + [f"- {k}: `{v}`" for k, v in report.sources.items()]
-    return results.write_text(out_dir / "report.md", "\n".join(lines) + "\n")
+    return results.write_text(out_dir / runfiles.REPORT, "\n".join(lines) + "\n")
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -665,45 +519,33 @@ def summary_table(report: Report) -> pd.DataFrame:
         ) from None
 
 
+def _summary_row(label: str, size: Any, m: dict[str, Any], mean: dict[str, Any]) -> dict:
+    return {
+        "model": label,
+        "image size": size,
+        "test MAE": m["test"]["mae"],
+        "test RMSE": m["test"]["rmse"],
+        "test R^2": m["test"]["r2"],
+        "mean-predictor MAE": mean["mae"],
+        "MAE / mean-predictor MAE": _ratio(m["test"]["mae"], mean["mae"]),
+        "epochs": m["epochs_run"],
+        "train time (min)": _ratio(m["train_seconds"], 60),
+    }
+
+
 def _summary_table(report: Report) -> pd.DataFrame:
     rows = []
     for stem, (_, label) in PAPER1_MODELS.items():
-        path = report.output_dir / stem / "metrics.json"
+        path = report.output_dir / stem / runfiles.METRICS
         if path.is_file():
-            m = results.read_json(path)["metrics"]
-            rows.append(
-                {
-                    "model": label,
-                    "image size": results.read_json(path)["params"]["image_size"],
-                    "test MAE": m["test"]["mae"],
-                    "test RMSE": m["test"]["rmse"],
-                    "test R^2": m["test"]["r2"],
-                    "mean-predictor MAE": m["mean_predictor"]["mae"],
-                    "MAE / mean-predictor MAE": _ratio(
-                        m["test"]["mae"], m["mean_predictor"]["mae"]
-                    ),
-                    "epochs": m["epochs_run"],
-                    "train time (min)": _ratio(m["train_seconds"], 60),
-                }
-            )
-    path = report.output_dir / BONET_DIR / "metrics.json"
+            doc = results.read_json(path)
+            m = doc["metrics"]
+            rows.append(_summary_row(label, doc["params"]["image_size"], m, m["mean_predictor"]))
+    path = report.output_dir / BONET_DIR / runfiles.METRICS
     if path.is_file():
         doc = results.read_json(path)["metrics"]
-        mean = doc["mean_predictor"]
         for m in doc["models"].values():
-            rows.append(
-                {
-                    "model": m["label"],
-                    "image size": m["image_size"],
-                    "test MAE": m["test"]["mae"],
-                    "test RMSE": m["test"]["rmse"],
-                    "test R^2": m["test"]["r2"],
-                    "mean-predictor MAE": mean["mae"],
-                    "MAE / mean-predictor MAE": _ratio(m["test"]["mae"], mean["mae"]),
-                    "epochs": m["epochs_run"],
-                    "train time (min)": _ratio(m["train_seconds"], 60),
-                }
-            )
+            rows.append(_summary_row(m["label"], m["image_size"], m, doc["mean_predictor"]))
     return pd.DataFrame(rows).round(3)
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nblib import runfiles
+
 # The checkout this package lives in, for its git revision (git finds the repository from any
 # folder inside it). Not config.ROOT: config writes through this module, never the reverse.
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -112,7 +114,7 @@ def read_json(path: Path | str) -> Any:
 
 
 def read_csv(path: Path | str, **kwargs: Any) -> pd.DataFrame:
-    """A CSV result file (``history.csv``, ``predictions.csv``, ...) with ids read as strings.
+    """A CSV result file (a history, predictions, a table) with ids read as strings.
 
     ``kwargs`` go to :func:`pandas.read_csv`; ``dtype`` defaults to ``{"id": str}`` so that an id
     such as ``01377`` keeps its leading zero. A damaged file (empty, cut short mid-line, not CSV,
@@ -155,6 +157,11 @@ def save_figure(fig, path: Path | str, dpi: int = 120) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     return Path(path)
+
+
+def save_figures(figures: dict, folder: Path | str) -> list[Path]:
+    """Save each ``name: figure`` as ``<folder>/<name>.png`` (atomically)."""
+    return [save_figure(fig, Path(folder) / runfiles.figure(name)) for name, fig in figures.items()]
 
 
 def package_versions() -> dict[str, str]:
@@ -235,7 +242,7 @@ class Timer:
 
 
 def write_metrics(
-    cfg, metrics: dict[str, Any], name: str = "metrics.json", **sections: Any
+    cfg, metrics: dict[str, Any], name: str = runfiles.METRICS, **sections: Any
 ) -> Path:
     """Write ``<run_dir>/metrics.json`` holding the config, the metrics, extra sections and provenance."""
     doc = {

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from nblib import config, results
+from nblib import config, results, runfiles
 
 NOTEBOOK_DIR = config.ROOT / "notebooks"
 KERNEL = "boneage-repro"
@@ -325,7 +325,7 @@ def _run_series(
         )
         print(f"[run_all] {nb.stem}: done in {seconds:.0f} s", flush=True)
     results.write_json(
-        out_dir / "run_all_timings.json",
+        out_dir / runfiles.TIMINGS,
         {
             "profile": profile,
             "this_run": timings,

@@ -14,6 +14,7 @@ marker) keep the task from being trivial. Same seed, same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -179,88 +180,115 @@ def _epiphysis(cv: _Canvas, at, direction, width, sk, kind, value, side=-1):
         cv.ellipse("bone", centre, thick / 2, width * rel_w / 2, ang, value)
 
 
-def render_hand(
-    age_months: float, male: bool, rng: np.random.Generator, size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """One synthetic radiograph (uint8, H x W) of a hand of ``age_months`` and sex.
+@dataclasses.dataclass
+class _Hand:
+    """What age and sex set for one hand: skeletal age, maturity, proportions, mineralisation."""
 
-    ``size`` (height, width) defaults to a random portrait size of roughly 400-700 px.
-    """
-    sk = skeletal_age(age_months, male)
-    mat = _ramp(sk, 0, 216)
-    h, w = size if size else (int(rng.integers(520, 700)), int(rng.integers(400, 560)))
-    # hand units -> pixels: hand length (wrist to fingertip ~0.95 units) fills most of the height
-    px = h * rng.uniform(0.52, 0.62) * (0.80 + 0.20 * mat) * (1.0 if male else 0.97)
+    sk: float  # skeletal age, male-equivalent months
+    mat: float  # maturity 0-1 over the skeletal clock
+    slender: float  # girls' bones are slimmer
+    lengths: float  # fingers lengthen relative to the palm with age
+    bw: float  # bone width in hand units
+    density: float  # mineralisation: young bones are fainter
+    rng: np.random.Generator
+
+    @classmethod
+    def of(cls, age_months: float, male: bool, rng: np.random.Generator) -> _Hand:
+        sk = skeletal_age(age_months, male)
+        mat = _ramp(sk, 0, 216)
+        slender = 1.0 if male else 0.94
+        lengths = 0.72 + 0.28 * mat
+        bw = (0.052 + 0.006 * mat) * slender
+        return cls(sk, mat, slender, lengths, bw, 0.55 + 0.35 * mat, rng)
+
+    def val(self) -> float:
+        """A bone's brightness: the hand's mineralisation with a per-bone jitter."""
+        return self.density * self.rng.uniform(0.93, 1.05)
+
+
+def _placement(h: int, w: int, hand: _Hand, male: bool) -> tuple[float, np.ndarray]:
+    """Scale (pixels per hand unit) and the affine map from hand units to pixels: the hand's
+    size, rotation and position on the film."""
+    rng = hand.rng
+    # hand length (wrist to fingertip ~0.95 units) fills most of the height
+    px = h * rng.uniform(0.52, 0.62) * (0.80 + 0.20 * hand.mat) * (1.0 if male else 0.97)
     rot = math.radians(rng.normal(0, 9))
     cx, cy = w * rng.uniform(0.42, 0.58), h * rng.uniform(0.66, 0.76)
     c, s = math.cos(rot) * px, math.sin(rot) * px
-    m = np.array([[c, -s, cx], [s, c, cy]])
-    cv = _Canvas(h, w, m)
-    slender = 1.0 if male else 0.94
-    lengths = 0.72 + 0.28 * mat  # fingers lengthen relative to the palm with age
-    bw = (0.052 + 0.006 * mat) * slender  # bone width in hand units
-    density = 0.55 + 0.35 * mat  # mineralisation: young bones are fainter
-    val = lambda: density * rng.uniform(0.93, 1.05)  # noqa: E731 - per-bone brightness jitter
+    return px, np.array([[c, -s, cx], [s, c, cy]])
 
-    # soft tissue: forearm, palm, fingers
+
+def _draw_forearm(cv: _Canvas, hand: _Hand) -> None:
+    """Soft tissue of forearm and palm; the radius (thumb side) and the ulna with epiphyses."""
     cv.poly("soft", np.array([[-0.20, 0.02], [0.20, 0.02], [0.19, 0.9], [-0.19, 0.9]]), 0.30)
-    cv.ellipse("soft", (0.0, -0.08), 0.22 * (1.08 - 0.08 * mat) * slender, 0.2, 0, 0.32)
-    # forearm bones: radius (thumb side) and ulna
+    cv.ellipse("soft", (0.0, -0.08), 0.22 * (1.08 - 0.08 * hand.mat) * hand.slender, 0.2, 0, 0.32)
     for kind, x, wmul in (("radius", -0.075, 1.9), ("ulna", 0.085, 1.3)):
         top = np.array([x, 0.11])
-        end = _bone(cv, top, (0.0, 1.0), 0.9, bw * wmul, val(), head=1.25)
-        del end
-        _epiphysis(cv, top, (0, 1), bw * wmul * 1.1, sk, kind, val(), side=-1)
-    # carpals: appear in order, grow towards their adult size
+        _bone(cv, top, (0.0, 1.0), 0.9, hand.bw * wmul, hand.val(), head=1.25)
+        _epiphysis(cv, top, (0, 1), hand.bw * wmul * 1.1, hand.sk, kind, hand.val(), side=-1)
+
+
+def _draw_carpals(cv: _Canvas, hand: _Hand) -> None:
+    """Carpal ossification centres: appear in their order, grow towards their adult size."""
+    rng, sk = hand.rng, hand.sk
     for _, onset, r, x, y in CARPALS:
         grown = _ramp(sk, onset, onset + 100) ** 0.7
         if sk >= onset:
-            rr = r * (0.25 + 0.75 * grown) * slender
+            rr = r * (0.25 + 0.75 * grown) * hand.slender
             cv.ellipse(
                 "bone",
-                (x * (0.9 + 0.1 * mat), y),
+                (x * (0.9 + 0.1 * hand.mat), y),
                 rr,
                 rr * rng.uniform(0.8, 1.0),
                 rng.uniform(0, 180),
-                val() * (0.8 + 0.2 * grown),
+                hand.val() * (0.8 + 0.2 * grown),
             )
-    # rays: metacarpal + phalanges, epiphyses at the ends where they really are
-    spread = rng.uniform(0.85, 1.25)
-    for i, (base, angle, mc_len, phal) in enumerate(RAYS):
-        a = math.radians(angle * spread + rng.normal(0, 2))
-        d = np.array([math.sin(a), -math.cos(a)])
-        p = np.array(base) * [1.0, 0.85 + 0.15 * mat]
-        fw = bw * (1.15 if i == 0 else 1.0) * (0.9 if i == 4 else 1.0)
-        # finger soft tissue
-        tip = p + d * (mc_len + sum(phal) * lengths + 0.05)
-        n = np.array([-d[1], d[0]])
-        cv.poly(
-            "soft",
-            np.array([p + n * fw * 1.6, tip + n * fw * 1.3, tip - n * fw * 1.3, p - n * fw * 1.6]),
-            0.30,
+
+
+def _draw_ray(cv: _Canvas, hand: _Hand, i: int, spread: float) -> None:
+    """Ray ``i`` (0 = thumb): finger soft tissue, metacarpal, phalanges, epiphyses where they
+    really are."""
+    base, angle, mc_len, phal = RAYS[i]
+    sk, mat, lengths = hand.sk, hand.mat, hand.lengths
+    a = math.radians(angle * spread + hand.rng.normal(0, 2))
+    d = np.array([math.sin(a), -math.cos(a)])
+    p = np.array(base) * [1.0, 0.85 + 0.15 * mat]
+    fw = hand.bw * (1.15 if i == 0 else 1.0) * (0.9 if i == 4 else 1.0)
+    tip = p + d * (mc_len + sum(phal) * lengths + 0.05)
+    n = np.array([-d[1], d[0]])
+    cv.poly(
+        "soft",
+        np.array([p + n * fw * 1.6, tip + n * fw * 1.3, tip - n * fw * 1.3, p - n * fw * 1.6]),
+        0.30,
+    )
+    cv.ellipse("soft", tip, fw * 1.3, fw * 1.3, 0, 0.30)
+    mc_start = p + d * 0.02
+    mc_end = _bone(cv, mc_start, d, mc_len * (0.85 + 0.15 * mat), fw * 1.1, hand.val())
+    if i == 0:  # the thumb metacarpal's epiphysis is proximal
+        _epiphysis(cv, mc_start, d, fw * 1.1, sk, "metacarpal", hand.val(), side=-1)
+    else:
+        _epiphysis(cv, mc_end, d, fw * 1.1, sk, "metacarpal", hand.val(), side=+1)
+    joint_gap = 0.035 - 0.012 * mat
+    start = mc_end + d * (joint_gap + (0 if i == 0 else 0.03 * _ramp(sk, 20, 130)))
+    kinds = ("proximal", "distal") if i == 0 else ("proximal", "middle", "distal")
+    for k, (kind, L) in enumerate(zip(kinds, phal, strict=True)):
+        width = fw * (1.0 - 0.12 * k)
+        epi_room = (
+            0.022
+            * _ramp(sk, EPI_ONSET[kind], EPI_ONSET[kind] + 60)
+            * (1 - _ramp(sk, FUSION[kind] - 30, FUSION[kind]))
         )
-        cv.ellipse("soft", tip, fw * 1.3, fw * 1.3, 0, 0.30)
-        mc_start = p + d * 0.02
-        mc_end = _bone(cv, mc_start, d, mc_len * (0.85 + 0.15 * mat), fw * 1.1, val())
-        if i == 0:  # the thumb metacarpal's epiphysis is proximal
-            _epiphysis(cv, mc_start, d, fw * 1.1, sk, "metacarpal", val(), side=-1)
-        else:
-            _epiphysis(cv, mc_end, d, fw * 1.1, sk, "metacarpal", val(), side=+1)
-        joint_gap = 0.035 - 0.012 * mat
-        start = mc_end + d * (joint_gap + (0 if i == 0 else 0.03 * _ramp(sk, 20, 130)))
-        kinds = ("proximal", "distal") if i == 0 else ("proximal", "middle", "distal")
-        for k, (kind, L) in enumerate(zip(kinds, phal, strict=True)):
-            width = fw * (1.0 - 0.12 * k)
-            epi_room = (
-                0.022
-                * _ramp(sk, EPI_ONSET[kind], EPI_ONSET[kind] + 60)
-                * (1 - _ramp(sk, FUSION[kind] - 30, FUSION[kind]))
-            )
-            s0 = start + d * epi_room
-            end = _bone(cv, s0, d, L * lengths, width, val(), head=1.1 if kind != "distal" else 1.0)
-            _epiphysis(cv, s0, d, width, sk, kind, val(), side=-1)
-            start = end + d * joint_gap
-    # compose: blurred soft tissue, lightly blurred bone, exposure, noise, background, markers
+        s0 = start + d * epi_room
+        head = 1.1 if kind != "distal" else 1.0
+        end = _bone(cv, s0, d, L * lengths, width, hand.val(), head=head)
+        _epiphysis(cv, s0, d, width, sk, kind, hand.val(), side=-1)
+        start = end + d * joint_gap
+
+
+def _expose(cv: _Canvas, px: float, rng: np.random.Generator) -> np.ndarray:
+    """The film, float in [0, 1]: blurred soft tissue, lightly blurred bone, background
+    gradient, an occasional border frame, exposure, contrast and noise."""
+    h, w = cv.soft.shape
     soft = cv2.GaussianBlur(cv.soft, (0, 0), 0.012 * px)
     bone = cv2.GaussianBlur(cv.bone, (0, 0), max(0.6, 0.0025 * px))
     img = 0.06 + soft * rng.uniform(0.8, 1.1) + bone * rng.uniform(0.48, 0.62)
@@ -276,8 +304,13 @@ def render_hand(
     img = np.clip(img, 0, 1) ** np.float32(rng.uniform(0.75, 1.35))
     img = img * np.float32(rng.uniform(0.85, 1.15)) + np.float32(rng.normal(0, 0.03))
     img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0.008, 0.03))
-    out = np.clip(img * 255, 0, 255).astype(np.uint8)
-    if rng.uniform() < 0.6:  # side marker letter
+    return img
+
+
+def _mark_side(out: np.ndarray, rng: np.random.Generator) -> None:
+    """Most films carry a side marker letter (mostly L) near a top corner; drawn in place."""
+    h, w = out.shape
+    if rng.uniform() < 0.6:
         letter = "L" if rng.uniform() < 0.8 else "R"
         corner = (int(w * rng.uniform(0.05, 0.2)), int(h * rng.uniform(0.1, 0.25)))
         cv2.putText(
@@ -290,6 +323,27 @@ def render_hand(
             max(1, h // 200),
             cv2.LINE_AA,
         )
+
+
+def render_hand(
+    age_months: float, male: bool, rng: np.random.Generator, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """One synthetic radiograph (uint8, H x W) of a hand of ``age_months`` and sex.
+
+    ``size`` (height, width) defaults to a random portrait size of roughly 400-700 px. The parts
+    draw from ``rng`` in a fixed order: the same generator state gives the same image.
+    """
+    hand = _Hand.of(age_months, male, rng)
+    h, w = size if size else (int(rng.integers(520, 700)), int(rng.integers(400, 560)))
+    px, m = _placement(h, w, hand, male)
+    cv = _Canvas(h, w, m)
+    _draw_forearm(cv, hand)
+    _draw_carpals(cv, hand)
+    spread = rng.uniform(0.85, 1.25)
+    for i in range(len(RAYS)):
+        _draw_ray(cv, hand, i, spread)
+    out = np.clip(_expose(cv, px, rng) * 255, 0, 255).astype(np.uint8)
+    _mark_side(out, rng)
     return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nblib import metrics as nb_metrics
-from nblib import results
+from nblib import results, runfiles
 
 
 def backend() -> str:
@@ -251,7 +251,7 @@ class _Checkpointer(keras.callbacks.Callback):
         )
         if better:
             self.state.update(best=float(value), best_epoch=epoch + 1, wait=0)
-            with results.atomic_path(self.ckpt / "best.weights.h5") as tmp:
+            with results.atomic_path(self.ckpt / runfiles.BEST_WEIGHTS) as tmp:
                 self.model.save_weights(tmp)
         else:
             self.state["wait"] += 1
@@ -293,21 +293,21 @@ def _seed_states(model: keras.Model) -> list:
 
 
 def _save_checkpoint(model: keras.Model, ckpt: Path, state: dict) -> None:
-    with results.atomic_path(ckpt / "last.weights.h5") as tmp:
+    with results.atomic_path(ckpt / runfiles.LAST_WEIGHTS) as tmp:
         model.save_weights(tmp)
     opt = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
     opt.update(
         {f"seed{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_seed_states(model))}
     )
-    with results.atomic_path(ckpt / "optimizer.npz") as tmp:
+    with results.atomic_path(ckpt / runfiles.OPTIMIZER_STATE) as tmp:
         np.savez(tmp, **opt)
-    results.write_json(ckpt / "state.json", state)  # written last: it vouches for the two above
+    results.write_json(ckpt / runfiles.CHECKPOINT_STATE, state)  # last: vouches for the two above
 
 
 def _restore_checkpoint(model: keras.Model, ckpt: Path) -> None:
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(ckpt / "last.weights.h5")
-    saved = np.load(ckpt / "optimizer.npz")
+    model.load_weights(ckpt / runfiles.LAST_WEIGHTS)
+    saved = np.load(ckpt / runfiles.OPTIMIZER_STATE)
     variables = model.optimizer.variables
     seeds = _seed_states(model)
     if len([f for f in saved.files if f.startswith("v")]) != len(variables):
@@ -343,9 +343,9 @@ def fit(
     """
     run_dir = Path(run_dir) if run_dir else cfg.run_dir
     total = int(epochs or cfg.epochs)
-    suffix = f"_{tag}" if tag else ""
-    ckpt = run_dir / "checkpoints" / (tag or "main")
-    history_path = run_dir / f"history{suffix}.csv"
+    ckpt = run_dir / runfiles.CHECKPOINTS / (tag or "main")
+    history_path = run_dir / runfiles.history(tag)
+    state_path = ckpt / runfiles.CHECKPOINT_STATE
     signature = _signature(model, cfg)
     state = {
         "epoch": 0,
@@ -356,16 +356,14 @@ def fit(
         "signature": signature,
     }
     rows: list[dict] = []
-    if (ckpt / "state.json").is_file() and json.loads((ckpt / "state.json").read_text()).get(
-        "signature"
-    ) != signature:
+    if state_path.is_file() and json.loads(state_path.read_text()).get("signature") != signature:
         print(
             f"The checkpoint in {ckpt} was made with other settings (data, size, width, batch, rate or "
             "seed): starting this training afresh"
         )
         shutil.rmtree(ckpt)
-    if (ckpt / "state.json").is_file():
-        state = json.loads((ckpt / "state.json").read_text())
+    if state_path.is_file():
+        state = json.loads(state_path.read_text())
         _restore_checkpoint(model, ckpt)
         if history_path.is_file():  # keep only rows the checkpoint vouches for
             history = results.read_csv(history_path)  # a damaged file is named, not a traceback
@@ -396,8 +394,8 @@ def fit(
             f"Trained epochs {start + 1}-{state['epoch']} in {wall:.0f} s "
             f"({inside:.0f} s inside epochs, {wall - inside:.0f} s around them)"
         )
-    if restore_best and (ckpt / "best.weights.h5").is_file():
-        model.load_weights(ckpt / "best.weights.h5")
+    if restore_best and (ckpt / runfiles.BEST_WEIGHTS).is_file():
+        model.load_weights(ckpt / runfiles.BEST_WEIGHTS)
     history = pd.DataFrame(rows)
     history.attrs["best_epoch"] = state.get("best_epoch")
     history.attrs["stopped_early"] = state.get("stopped_early", False)

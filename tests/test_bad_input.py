@@ -106,7 +106,9 @@ def test_official_split_without_a_test_table_keeps_validation(tmp_path):
     cfg = config.make(
         "03_resnet50", "smoke", data_dir=str(folder), output_dir=str(tmp_path / "o"), max_samples=0
     )
-    df = data.load_for(cfg)
+    split = data.split_for(cfg)
+    data.save_split(cfg, split)
+    df = split.rows
     assert len(df) == 30  # was 15: the validation rows were discarded and the rest re-split
     val = set(df.loc[df["split"] == "validation", "id"])
     assert val == {str(i) for i in range(101, 111)}
@@ -191,7 +193,10 @@ def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
         drop_bad=True,
         max_samples=0,
     )
-    df = data.load_for(cfg)
+    split = data.split_for(cfg)
+    assert not cfg.run_dir.exists()  # checking and splitting write nothing
+    data.save_split(cfg, split)
+    df = split.rows
     assert len(df) == 21 and "4" in set(df["id"])  # the inverted image is kept, with a warning
     warned = pd.read_csv(cfg.run_dir / "data_warnings.csv", dtype={"id": str})
     assert warned["id"].tolist() == ["4"] and "inverted" in warned["reason"][0]

@@ -208,6 +208,10 @@ def test_dropped_rows_are_recorded(folder, tmp_path):
     )
     table = data.load_for(cfg)
     assert "3" not in set(table["id"]) and len(table) == 28
+    assert table.attrs["dropped"][0]["id"] == "3"
+    assert not cfg.run_dir.exists() and not data.split_file(cfg).exists()  # loading never writes
+    written = data.save_split(cfg, data.split_for(cfg))
+    assert written[0] == cfg.run_dir / "dropped_rows.csv" and written[-1] == data.split_file(cfg)
     dropped = pd.read_csv(cfg.run_dir / "dropped_rows.csv")
     assert dropped["id"].astype(str).tolist() == ["3"] and "missing" in dropped["reason"][0]
 
@@ -254,8 +258,13 @@ def test_saved_split_is_reused_and_checked(tiny_dataset, tmp_path):
     cfg = config.make(
         "06_ae_bonet", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path), max_samples=0
     )
-    first = data.load_for(cfg)
+    split = data.split_for(cfg)
+    first = split.rows
+    list_and_note = [data.split_file(cfg), data.split_file(cfg).with_suffix(".txt")]
+    assert data.save_split(cfg, split) == list_and_note  # 'random' leaves the other tables out
+    assert data.save_split(cfg, split) == []  # kept once: the first notebook's list stands
     saved = pd.read_csv(data.split_file(cfg), dtype=str)
+    assert len(saved) == len(split.table) and set(saved["id"]) == set(split.table["id"])
     saved.loc[saved["split"] == "train", "split"] = "test"  # edit the list: load_for must follow it
     saved.to_csv(data.split_file(cfg), index=False)
     again = data.load_for(cfg)
@@ -288,6 +297,10 @@ def test_max_samples_keeps_every_split(tiny_dataset, tmp_path):
     }
     again = data.load_for(cfg)
     assert again["id"].tolist() == df["id"].tolist()
+    split = data.split_for(cfg)
+    assert {s: len(p) for s, p in split.parts.items()} == {"train": 16, "validation": 4, "test": 4}
+    assert split.parts["test"]["id"].tolist() == df.loc[df["split"] == "test", "id"].tolist()
+    assert len(split.table) == 72  # the split list covers every image, not only those used
 
 
 def test_random_protocol_sizes_on_small_sets():

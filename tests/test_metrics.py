@@ -1,5 +1,5 @@
 """Regression metrics against hand-computed values; the Keras per-epoch metrics agree with the NumPy
-ones; test-set evaluation, the mean predictor and the errors by age band and sex."""
+ones; test-set evaluation and the mean predictor."""
 
 from __future__ import annotations
 
@@ -93,35 +93,6 @@ def test_mean_predictor_predicts_the_training_mean():
     assert evaluation.mean_predictor(train, test, loss="mse")["loss"] == pytest.approx(2400.0)
 
 
-def test_by_group_age_bands_and_sex():
-    pred = pd.DataFrame(
-        {
-            "id": list("abcdef"),
-            "true": [12.0, 24.0, 80.0, 130.0, 168.0, 200.0],  # 1, 2, 6.7, 10.8, 14, 16.7 years
-            "predicted": [14.0, 20.0, 80.0, 140.0, 160.0, 210.0],  # errors 2, -4, 0, 10, -8, 10
-            "male": [True, False, True, False, True, False],
-            "split": "test",
-        }
-    )
-    g = evaluation.by_group(pred).set_index("group")
-    assert list(g.index) == ["0-2 y", "2-6 y", "6-10 y", "10-14 y", "14+ y", "female", "male"]
-    assert g["n"].tolist() == [1, 1, 1, 1, 2, 3, 3]
-    assert g.loc["0-2 y", "mae"] == 2 and g.loc["2-6 y", "bias"] == -4  # 24 months is 2-6 y
-    assert g.loc["6-10 y", "mae"] == 0 and g.loc["10-14 y", "bias"] == 10
-    assert g.loc["14+ y", "mae"] == 9 and g.loc["14+ y", "bias"] == 1  # 168 months is 14+ y
-    assert g.loc["female", "mae"] == pytest.approx(8.0) and g.loc["male", "mae"] == pytest.approx(
-        10 / 3
-    )
-
-
-def test_by_group_leaves_empty_bands_as_nan():
-    pred = pd.DataFrame(
-        {"id": ["a"], "true": [100.0], "predicted": [90.0], "male": [True], "split": ["test"]}
-    )
-    g = evaluation.by_group(pred).set_index("group")
-    assert g.loc["6-10 y", "n"] == 1 and np.isnan(g.loc["0-2 y", "mae"])
-
-
 def test_evaluate_returns_predictions_in_table_order():
     test = _table([30.0, 90.0, 150.0], [True, False, True])
     x = np.array([[1.0], [3.0], [5.0]], "float32")
@@ -135,3 +106,11 @@ def test_evaluate_returns_predictions_in_table_order():
     assert m["mae"] == pytest.approx(0.0, abs=1e-4) and m["loss"] == pytest.approx(0, abs=1e-9)
     with pytest.raises(ValueError, match="3 predictions for 2 images"):
         evaluation.predict(model, test.iloc[:2], ds)
+    # score: the same evaluation beside the mean predictor of the training split, MSE as the loss
+    scores = evaluation.score(
+        model, {"train": _table([100.0, 140.0], [True, False]), "test": test}, {"test": ds}, "mse"
+    )
+    pd.testing.assert_frame_equal(scores.predictions, written)
+    assert scores.test["loss"] == pytest.approx(scores.test["mse"])
+    # training mean 120 against 30, 90, 150: errors 90, 30, 30
+    assert scores.mean["mae"] == pytest.approx(50.0) and scores.mean["loss"] == pytest.approx(3300)

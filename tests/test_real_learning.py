@@ -23,7 +23,7 @@ def test_resnet50_learns_on_the_real_sample(tmp_path, shared_dir):
         "03_resnet50", tmp_path, shared_dir / "data" / "rsna-sample", image_size=64, epochs=14
     )
     r = paper1.run(cfg, "resnet50")
-    assert r.test["mae"] < 0.95 * r.mean["mae"], (r.test, r.mean)
+    assert r.scores.test["mae"] < 0.95 * r.scores.mean["mae"], (r.scores.test, r.scores.mean)
     assert len(r.history) == 14 and r.history["loss"].iloc[-1] < r.history["loss"].iloc[0]
 
 
@@ -37,6 +37,6 @@ def test_autoencoder_pretraining_and_ae_bonet_learn_on_the_real_sample(tmp_path,
     res = paper2.run_bonet(
         _cfg("06_ae_bonet", tmp_path, sample, image_size=64, epochs=12), with_baselines=False
     )
-    ae = res.models["ae_bonet"]["test"]["mae"]
+    ae = res.models["ae_bonet"].scores.test["mae"]
     assert ae < 0.95 * res.mean["mae"], (ae, res.mean)
     assert "random_init" in res.models  # the ablation is always reported beside it

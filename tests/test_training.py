@@ -224,6 +224,14 @@ def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeyp
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert pd.read_csv(cfg.run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert {"accuracy", "psnr", "ssim", "val_psnr"} <= set(history.columns)
+    # Every stage done: a new call trains nothing, loads the final weights, returns the same.
+    ae3, _ = autoencoder.build(32, 0.125)
+    pretraining.compile_autoencoder(ae3, cfg)
+    stages3, history3 = pretraining.pretrain(cfg, ae3, ds, ds)
+    pd.testing.assert_frame_equal(stages3, stages)
+    pd.testing.assert_frame_equal(history3[["epoch", "loss"]], history[["epoch", "loss"]])
+    for a, b in zip(ae3.get_weights(), ae2.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_encoder_weights_from_pretraining_load_into_ae_bonet(tmp_path):
