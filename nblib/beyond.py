@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from keras import layers
 
-from nblib import data, evaluation, metrics, pipeline, preprocess, results, training
+from nblib import data, evaluation, metrics, pipeline, preprocess, results, runfiles, training
 from nblib.models import resnet50
 from nblib.models.layers import conv_bn_act, count_params, regression_output, scaled
 
@@ -347,7 +347,7 @@ def ablation_row(what: str, added: str, test: dict, mean: dict, seconds, n_param
 
 def save_rung(cfg, rung: Rung) -> Path:
     """The rung's model and the sidecar that tells ``nblib.predict`` how to prepare its input."""
-    path = cfg.run_dir / "models" / f"{rung.key}.keras"
+    path = cfg.run_dir / runfiles.BEYOND_MODELS / f"{rung.key}.keras"
     training.save_model(rung.model, path)
     preprocess.save_sidecar(
         path,
@@ -375,14 +375,17 @@ def faithful_runs(cfg) -> dict[str, dict]:
     """The faithful models this run folder holds: metrics, model path and input size, by notebook."""
     found = {}
     for nb, (label, key) in FAITHFUL.items():
-        path = cfg.output_dir / nb / "metrics.json"
+        path = cfg.output_dir / nb / runfiles.METRICS
         if not path.is_file():
             continue
         doc = results.read_json(path)
         m = doc.get("metrics", {})
-        if key == "ae_bonet":
-            m = m.get("models", {}).get("ae_bonet", m)
-        model = cfg.output_dir / nb / ("model.keras" if key != "ae_bonet" else "ae_bonet.keras")
+        if key == "ae_bonet":  # 06 trains several models; their mean predictor is shared
+            m = {
+                **m.get("models", {}).get("ae_bonet", {}),
+                "mean_predictor": m.get("mean_predictor"),
+            }
+        model = cfg.output_dir / nb / runfiles.MODEL
         found[nb] = {
             "label": label,
             "metrics": m,
@@ -411,7 +414,7 @@ def inputs(cfg, parts: dict[str, pd.DataFrame], faithful: dict[str, dict]):
     table = pd.concat(parts.values(), ignore_index=True)
     arrays, boxes = prepare_images(table, variants(cfg, faithful))
     if len(boxes):
-        results.write_csv(cfg.run_dir / "crop_boxes.csv", boxes)
+        results.write_csv(cfg.run_dir / runfiles.CROP_BOXES, boxes)
     sex = {s: part["male"].to_numpy(np.float32) for s, part in parts.items()}
     return split_images(arrays, parts, table), sex, boxes
 
@@ -537,9 +540,9 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
             "split": test["split"].to_numpy(),
         }
     )
-    results.write_csv(cfg.run_dir / "predictions.csv", pred)
-    results.write_csv(cfg.run_dir / "ablation.csv", table)
-    paths = {r.key: f"models/{r.key}.keras" for r in rungs}  # relative to this folder
+    results.write_csv(cfg.run_dir / runfiles.PREDICTIONS, pred)
+    results.write_csv(cfg.run_dir / runfiles.ABLATION, table)
+    paths = {r.key: f"{runfiles.BEYOND_MODELS}/{r.key}.keras" for r in rungs}  # relative
     paths.update(
         {
             nb: os.path.relpath(run["model"], cfg.run_dir)
@@ -552,7 +555,7 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
         for k, w in zip(ens.members, ens.weights, strict=True)
     ]
     results.write_json(
-        cfg.run_dir / "ensemble.json",
+        cfg.run_dir / runfiles.ENSEMBLE,
         {"members": members, "tta": list(preprocess.TTA), "weights_chosen_on": "validation"},
     )
     mean = evaluation.mean_predictor(parts["train"], test, loss="msle")
@@ -577,6 +580,7 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
             },
             "ensemble": dict(zip(ens.members, map(float, ens.weights), strict=True)),
             "train_seconds": float(sum(r.seconds for r in rungs)),
+            "epochs_run": int(max(len(r.history) for r in rungs)),
             "n_train": len(parts["train"]),
             "n_val": len(parts["validation"]),
             "n_test": len(test),

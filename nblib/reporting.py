@@ -1,6 +1,6 @@
 """The reproduction report: tables and figures built only from the result files of one run.
 
-Notebook 07 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
+Notebook 09 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
 number comes from ``<output_dir>/NN_name/metrics.json``, ``history*.csv`` or ``predictions*.csv``
 (names in :mod:`nblib.runfiles`), every table is computed by :mod:`nblib.tables` (the functions the
 notebooks use), and every paper number comes from :mod:`nblib.reference`, labelled as such.
@@ -28,6 +28,7 @@ PAPER1_MODELS = {
     stem: (key, tables.PAPER1_LABELS[key]) for key, stem in runfiles.PAPER1_DIRS.items()
 }
 AE_DIR, BONET_DIR = runfiles.AUTOENCODER_DIR, runfiles.BONET_DIR
+BEYOND = "08 ensemble (beyond the papers)"  # how the report names notebook 08's best model
 DEVIATIONS = "training settings unlike the papers'"  # a protocol-table column
 ResultError = results.ResultError
 PREDICTION_COLUMNS = ["id", "true", "predicted", "male", "split"]
@@ -40,6 +41,8 @@ TITLES = {
     "table4": "Table 4 (paper 2): AE-BoNet against related work (MAE, months)",
     "table5": "Table 5 (paper 2): AE-BoNet, its random-init ablation and ImageNet-style baselines",
     "table5_protocol": "Protocol of AE-BoNet and the baselines",
+    "beyond": "Beyond the papers (notebook 08, in neither paper): each ingredient added one at a time",
+    "test_labels": "The test labels each score was computed against",
     "error_by_group": "Test MAE by age band and sex",
 }
 
@@ -302,12 +305,44 @@ def _bonet(report: Report) -> None:
         report.histories[_bonet_name(tag, models)] = df
 
 
+def _beyond(report: Report) -> None:
+    """Notebook 08's ablation table; its ensemble's predictions and its rungs' histories, each
+    named as beyond the papers. Optional: a run without 08 has no such section."""
+    folder = report.output_dir / runfiles.BEYOND_DIR
+    if not (folder / runfiles.METRICS).is_file():
+        return
+    doc = _metrics(report.output_dir, runfiles.BEYOND_DIR, report.missing)
+    if doc is None:
+        return
+    m = doc["metrics"]
+    report.sources[BEYOND] = f"{runfiles.BEYOND_DIR}/{runfiles.METRICS}"
+    report.tables["beyond"] = results.read_csv(folder / runfiles.ABLATION)
+    report.predictions[BEYOND] = read_predictions(folder / runfiles.PREDICTIONS, m.get("n_test"))
+    for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
+        report.histories[f"08 {tag} (beyond the papers)"] = df
+
+
+def _test_labels(report: Report) -> None:
+    """For every model: how many test labels, whole or fractional months, and their fingerprint
+    (:func:`nblib.data.label_version`), so that a score can be matched to its label table."""
+    from nblib import data
+
+    rows = []
+    for name, pred in report.predictions.items():
+        version = data.label_version(pred.rename(columns={"true": "boneage"}))
+        rows.append({"model": name, **version})
+    if rows:
+        report.tables["test_labels"] = pd.DataFrame(rows)
+
+
 def build(output_dir: Path | str) -> Report:
     """Read a run's result files and assemble every table of the report."""
     report = Report(Path(output_dir))
     _paper1(report)
     _autoencoder(report)
     _bonet(report)
+    _beyond(report)
+    _test_labels(report)
     if report.predictions:
         report.tables["error_by_group"] = tables.error_by_group(report.predictions)[GROUP_COLUMNS]
     return report
@@ -461,9 +496,35 @@ def _paper2_notes(report: Report) -> list[str]:
     return notes
 
 
+def _beyond_notes(report: Report) -> list[str]:
+    """What notebook 08 is, and which RSNA test-200 labels its number would be compared with."""
+    t = report.tables.get("beyond")
+    if t is None or t.empty:
+        return []
+    best = t.iloc[-1]
+    return [
+        f"Beyond the papers: notebook 08's ensemble reaches test MAE "
+        f"{best['test MAE (months)']:.2f} months ({best['x mean predictor']:.2f}x the mean "
+        "predictor) with ingredients neither paper used (sex input, contrast normalisation, "
+        "hand crop, augmentation, a robust loss, test-time augmentation, an ensemble); it is not "
+        "a reproduction and is marked as such in every table and figure.",
+        "Test labels: RSNA's test-200 ground truth circulated in two versions, and published "
+        "test-200 numbers mix them. The official table read here holds fractional months "
+        "('Ground truth bone age (months)', e.g. 168.93); the table 'The test labels each "
+        "score was computed against' names, for every model, whether its labels were whole or "
+        "fractional months and a fingerprint of the (id, months) pairs, so a test-200 score from "
+        "this series can be matched to the version it used.",
+    ]
+
+
 def differences(report: Report) -> list[str]:
     """Plain-language notes on where and why our numbers differ from the papers'."""
-    return _protocol_notes(report) + _table1_notes(report) + _paper2_notes(report)
+    return (
+        _protocol_notes(report)
+        + _table1_notes(report)
+        + _paper2_notes(report)
+        + _beyond_notes(report)
+    )
 
 
 def write(report: Report, out_dir: Path | str | None = None) -> Path:
@@ -546,6 +607,11 @@ def _summary_table(report: Report) -> pd.DataFrame:
         doc = results.read_json(path)["metrics"]
         for m in doc["models"].values():
             rows.append(_summary_row(m["label"], m["image_size"], m, doc["mean_predictor"]))
+    path = report.output_dir / runfiles.BEYOND_DIR / runfiles.METRICS
+    if path.is_file():
+        doc = results.read_json(path)
+        m = doc["metrics"]
+        rows.append(_summary_row(BEYOND, doc["params"]["image_size"], m, m["mean_predictor"]))
     return pd.DataFrame(rows).round(3)
 
 

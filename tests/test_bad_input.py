@@ -312,7 +312,7 @@ def test_misspelt_notebook_section_is_refused(tmp_path, monkeypatch):
 
 def test_every_existing_notebook_is_a_valid_section(tmp_path, monkeypatch):
     stems = config.notebook_stems()
-    assert "03_resnet50" in stems and "07_comparison" in stems
+    assert "03_resnet50" in stems and "09_comparison" in stems
     _profile(tmp_path, monkeypatch, "".join(f"{s}:\n  epochs: 2\n" for s in stems))
     assert config.make("03_resnet50", "smoke").epochs == 2
 

@@ -26,7 +26,8 @@ EXPECTED = [
     "04_inception_v4",
     "05_autoencoder_pretraining",
     "06_ae_bonet",
-    "07_comparison",
+    "08_beyond",
+    "09_comparison",
 ]
 
 
@@ -96,8 +97,8 @@ def test_papermill_parameters_reach_the_config(tmp_path):
 def test_select_ranges():
     nbs = runner.notebooks()
     assert [p.stem[:2] for p in runner.select(nbs, "03-05")] == ["03", "04", "05"]
-    assert [p.stem[:2] for p in runner.select(nbs, "2,7")] == ["02", "07"]
-    assert [p.stem[:2] for p in runner.select(nbs, "06-")] == ["06", "07"]
+    assert [p.stem[:2] for p in runner.select(nbs, "2,8")] == ["02", "08"]
+    assert [p.stem[:2] for p in runner.select(nbs, "06-")] == ["06", "08", "09"]
     with pytest.raises(SystemExit, match="no notebook matches"):
         runner.select(nbs, "42")
 
@@ -148,7 +149,7 @@ def test_interrupted_series_resumes_without_rerunning_finished_notebooks(smoke_r
     out, _, resumed = smoke_run
     for stem in ("01_eda", "02_preprocessing", "03_resnet50"):
         assert f"{stem}: already done, skipped" in resumed, resumed
-    for stem in ("04_inception_v4", "05_autoencoder_pretraining", "06_ae_bonet", "07_comparison"):
+    for stem in EXPECTED[3:]:
         assert f"{stem}: done in" in resumed, resumed
     for stem in EXPECTED:
         assert (out / "notebooks" / f"{stem}.ipynb").is_file()
@@ -162,11 +163,25 @@ def test_series_writes_results_and_report(smoke_run):
         assert doc["profile"] == "smoke" and doc["provenance"]["versions"]
     for stem in ("03_resnet50", "04_inception_v4"):
         assert (out / stem / "predictions.csv").is_file() and (out / stem / "history.csv").is_file()
-    report = (out / "07_comparison" / "report.md").read_text()
+    report = (out / "09_comparison" / "report.md").read_text()
     for heading in ("Table I", "Table 2", "Table 5", "differ from the papers"):
         assert heading in report
     for png in ("all_training_curves", "pred_vs_true_all", "bland_altman_all", "error_by_group"):
-        assert (out / "07_comparison" / f"{png}.png").stat().st_size > 1000
+        assert (out / "09_comparison" / f"{png}.png").stat().st_size > 1000
+    # Notebook 08, beyond the papers: its files, and the report marks it in tables and figures.
+    beyond = out / "08_beyond"
+    for name in (
+        "ablation.csv",
+        "ensemble.json",
+        "crop_boxes.csv",
+        "gradcam.png",
+        "predictions.csv",
+    ):
+        assert (beyond / name).is_file(), name
+    assert "Beyond the papers" in report and "08 ensemble (beyond the papers)" in report
+    assert "The test labels each score was computed against" in report
+    summary = reporting.summary_table(reporting.build(out))
+    assert "08 ensemble (beyond the papers)" in set(summary["model"])
 
 
 def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
@@ -185,7 +200,7 @@ def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
     m6 = results.read_json(copy / "06_ae_bonet" / "metrics.json")
     m6["metrics"]["models"]["ae_bonet"]["test"]["mae"] = 77.7777
     results.write_json(copy / "06_ae_bonet" / "metrics.json", m6)
-    text = reporting.write(reporting.build(copy), copy / "07_comparison").read_text()
+    text = reporting.write(reporting.build(copy), copy / "09_comparison").read_text()
     assert "123.456" in text and "77.78" in text
     assert str(round(doc["metrics"]["test"]["mae"], 4)) in text
 
@@ -193,21 +208,21 @@ def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
 def test_report_names_missing_results(tmp_path):
     rep = reporting.build(tmp_path)
     assert any("03_resnet50/metrics.json" in m for m in rep.missing)
-    text = reporting.write(rep, tmp_path / "07").read_text()
+    text = reporting.write(rep, tmp_path / "09").read_text()
     assert "Missing results" in text
 
 
 def test_failing_notebook_stops_the_series_and_is_named(tmp_path, tiny_dataset):
     # 06 without 05's encoder: the notebook fails, the series stops and says where to look.
     out = tmp_path / "out"
-    res = _run_all(out, "--only", "06-07", "--data", str(tiny_dataset), timeout=300)
+    res = _run_all(out, "--only", "06-", "--data", str(tiny_dataset), timeout=300)
     assert res.returncode == 1
     assert "06_ae_bonet: FAILED" in res.stderr and "encoder.weights.h5" in res.stderr
     assert "05_autoencoder_pretraining" in res.stderr
     assert (out / "notebooks" / "06_ae_bonet.ipynb").is_file() and (
         out / "logs" / "06_ae_bonet.log"
     ).is_file()
-    assert "07_comparison" not in res.stdout  # stopped at the first failure
+    assert "09_comparison" not in res.stdout  # stopped at the first failure
 
 
 def test_bad_data_folder_is_refused(tmp_path):
