@@ -12,10 +12,9 @@ from typing import Any
 import pandas as pd
 
 from nblib import data, evaluation, pipeline, plots, reference, results, training
-from nblib.models import inception_v4, resnet50
+from nblib.models import registry
 from nblib.models.layers import count_params
 
-BUILDERS = {"resnet50": resnet50.build, "inception_v4": inception_v4.build}
 LABELS = {"resnet50": "ResNet-50 (GELU)", "inception_v4": "Inception-V4"}
 
 
@@ -66,8 +65,11 @@ def run(cfg, key: str) -> Result:
         for s in data.SPLITS
     }
     with strategy.scope():
-        model = BUILDERS[key](
-            cfg.image_size, cfg.width, output_bias=float(parts["train"]["boneage"].mean())
+        model = registry.build(
+            key,
+            image_size=cfg.image_size,
+            width=cfg.width,
+            output_bias=float(parts["train"]["boneage"].mean()),
         )
         training.compile_model(model, cfg, loss="msle")
     n_params = count_params(model)

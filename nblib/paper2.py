@@ -10,7 +10,7 @@ import keras
 import pandas as pd
 
 from nblib import data, evaluation, pipeline, plots, pretraining, reference, results, training
-from nblib.models import autoencoder, baselines, bonet
+from nblib.models import autoencoder, baselines, registry
 from nblib.models.layers import count_params
 
 AE_NOTEBOOK = "05_autoencoder_pretraining"
@@ -73,7 +73,8 @@ def pretrain(cfg) -> PretrainResult:
         for s in ("train", "validation")
     }
     with strategy.scope():
-        ae, encoder = autoencoder.build(cfg.image_size, cfg.width)
+        ae = registry.build("autoencoder", image_size=cfg.image_size, width=cfg.width)
+        encoder = autoencoder.encoder_of(ae)
         pretraining.compile_autoencoder(ae, cfg)
     n_params = count_params(ae)
     print(
@@ -216,8 +217,12 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
     bias = float(parts["train"]["boneage"].mean())
     models: dict[str, dict] = {}
     with strategy.scope():
-        model = bonet.from_pretrained(
-            encoder_path(cfg), cfg.image_size, cfg.width, output_bias=bias
+        model = registry.build(
+            "ae_bonet",
+            image_size=cfg.image_size,
+            width=cfg.width,
+            weights=encoder_path(cfg),
+            output_bias=bias,
         )
     models["ae_bonet"] = {
         "label": "AE-BoNet",
@@ -227,7 +232,9 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
     training.save_model(model, cfg.run_dir / "model.keras")
     if with_ablation:
         with strategy.scope():
-            model = bonet.random_init(cfg.image_size, cfg.width, output_bias=bias)
+            model = registry.build(
+                "ae_bonet", image_size=cfg.image_size, width=cfg.width, output_bias=bias
+            )
         models["random_init"] = {
             "label": "AE-BoNet, random init",
             "init": "random",
@@ -238,8 +245,12 @@ def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> B
         for size in cfg.baseline_sizes:
             for name in cfg.baselines:
                 with strategy.scope():
-                    model = baselines.build(
-                        name, size, weights=weights, width=cfg.baseline_width, output_bias=bias
+                    model = registry.build(
+                        name,
+                        image_size=size,
+                        width=cfg.baseline_width,
+                        weights=weights,
+                        output_bias=bias,
                     )
                 key = f"{name}_{size}"
                 label = baselines.BACKBONES[name][0] + (

@@ -166,9 +166,9 @@ def inception_c(x, *, width: float, activation: str, name: str):
 
 
 def build(
+    *,
     image_size: int = 256,
     width: float = 1.0,
-    *,
     channels: int = 3,
     flips: bool = True,
     dropout: float = 0.2,

@@ -68,14 +68,14 @@ def _block(x, filters, strides, conv_shortcut: bool, name: str, act: str):
 
 
 def build(
+    *,
     image_size: int = 256,
     width: float = 1.0,
-    *,
     channels: int = 3,
     flips: bool = True,
-    name: str = "resnet50_gelu",
     activation: str = "gelu",
     output_bias: float = 0.0,
+    name: str = "resnet50_gelu",
 ) -> keras.Model:
     """The paper's GELU ResNet-50 regressor at ``image_size`` px and width multiplier ``width``.
 
