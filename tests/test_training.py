@@ -199,7 +199,7 @@ def _images(n=16, size=32):
     return tf.data.Dataset.from_tensor_slices((x, x.astype("float32") / 255.0)).batch(8)
 
 
-def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeypatch):
+def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
     ds = _images()
     cfg = _ae_cfg(tmp_path, [2, 1, 2])
     ae = autoencoder.build(image_size=32, width=0.125)
@@ -224,6 +224,12 @@ def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeyp
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert pd.read_csv(cfg.run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert {"accuracy", "psnr", "ssim", "val_psnr"} <= set(history.columns)
+    # one progress line per epoch, counting to the last stage's end, with a time estimate
+    progress = [line for line in capsys.readouterr().out.splitlines() if "[progress]" in line]
+    assert [line.split(":")[0] for line in progress] == [
+        f"[progress] autoencoder epoch {e}/5" for e in (1, 2, 3, 4, 5)
+    ], progress
+    assert all(", val_loss " in line and ", ETA " in line for line in progress)
 
 
 def test_encoder_weights_from_pretraining_load_into_ae_bonet(tmp_path):
