@@ -98,10 +98,8 @@ def _build(model_name: str, image_size: int, width: float):
     reference), on three-channel float input as Keras ships it."""
     import keras
 
-    from nblib.models import autoencoder, inception_v4, resnet50
+    from nblib.models import registry
 
-    if model_name == "autoencoder":
-        return autoencoder.build(image_size, width)[0], "mse"
     if model_name == "keras_resnet50":
         m = keras.applications.ResNet50(
             weights=None,
@@ -110,9 +108,8 @@ def _build(model_name: str, image_size: int, width: float):
             classifier_activation=None,
         )
         return m, "msle"
-    return {"resnet50": resnet50.build, "inception_v4": inception_v4.build}[model_name](
-        image_size, width
-    ), "msle"
+    model = registry.build(model_name, image_size=image_size, width=width)
+    return model, "mse" if model_name == "autoencoder" else "msle"
 
 
 def _batch(model, batch_size: int, rng) -> tuple:
@@ -132,7 +129,7 @@ def feed_comparison(image_size: int = 128, width: float = 0.25, batch_size: int 
     import keras
 
     from nblib import pipeline
-    from nblib.models import resnet50
+    from nblib.models import registry
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, image_size, image_size), dtype=np.uint8)
@@ -147,7 +144,7 @@ def feed_comparison(image_size: int = 128, width: float = 0.25, batch_size: int 
             ds = tfbackend.dataset(source)
         else:
             ds = pipeline.Batches(source)
-        model = resnet50.build(image_size, width, output_bias=120.0)
+        model = registry.build("resnet50", image_size=image_size, width=width, output_bias=120.0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="msle")
         model.fit(ds, epochs=1, verbose=0)
         t = time.perf_counter()

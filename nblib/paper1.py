@@ -17,10 +17,9 @@ import keras
 import pandas as pd
 
 from nblib import data, evaluation, pipeline, plots, results, runfiles, tables, training
-from nblib.models import inception_v4, resnet50
+from nblib.models import registry
 from nblib.models.layers import count_params
 
-BUILDERS = {"resnet50": resnet50.build, "inception_v4": inception_v4.build}
 LABELS = tables.PAPER1_LABELS
 LOSS = "msle"
 
@@ -39,8 +38,11 @@ def build(cfg, key: str, parts: dict[str, pd.DataFrame], strategy) -> keras.Mode
     """Paper 1's model ``key`` (``resnet50`` or ``inception_v4``) under ``strategy``, compiled
     (MSLE, Adam); its output bias starts at the training mean."""
     with strategy.scope():
-        model = BUILDERS[key](
-            cfg.image_size, cfg.width, output_bias=float(parts["train"]["boneage"].mean())
+        model = registry.build(
+            key,
+            image_size=cfg.image_size,
+            width=cfg.width,
+            output_bias=float(parts["train"]["boneage"].mean()),
         )
         training.compile_model(model, cfg, loss=LOSS)
     print(

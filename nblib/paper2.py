@@ -27,7 +27,7 @@ from nblib import (
     tables,
     training,
 )
-from nblib.models import autoencoder, baselines, bonet
+from nblib.models import autoencoder, baselines, registry
 from nblib.models.layers import count_params
 
 ENCODER_FILE = runfiles.ENCODER_WEIGHTS
@@ -61,7 +61,8 @@ class PretrainResult:
 def build_autoencoder(cfg, strategy) -> tuple[keras.Model, keras.Model]:
     """The autoencoder and its encoder under ``strategy``; the autoencoder compiled (Table 1)."""
     with strategy.scope():
-        ae, encoder = autoencoder.build(cfg.image_size, cfg.width)
+        ae = registry.build("autoencoder", image_size=cfg.image_size, width=cfg.width)
+        encoder = autoencoder.encoder_of(ae)
         pretraining.compile_autoencoder(ae, cfg)
     print(
         f"Autoencoder: {count_params(ae):,} parameters ({count_params(encoder):,} in the encoder) "
@@ -182,12 +183,13 @@ def build_bonet(cfg, parts: dict, strategy, pretrained: bool = True) -> keras.Mo
     initialisation: the ablation), compiled; its output bias starts at the training mean."""
     bias = float(parts["train"]["boneage"].mean())
     with strategy.scope():
-        if pretrained:
-            model = bonet.from_pretrained(
-                encoder_path(cfg), cfg.image_size, cfg.width, output_bias=bias
-            )
-        else:
-            model = bonet.random_init(cfg.image_size, cfg.width, output_bias=bias)
+        model = registry.build(
+            "ae_bonet",
+            image_size=cfg.image_size,
+            width=cfg.width,
+            weights=encoder_path(cfg) if pretrained else None,
+            output_bias=bias,
+        )
     return compile_regressor(model, cfg)
 
 
@@ -195,9 +197,9 @@ def build_baseline(cfg, name: str, size: int, parts: dict, strategy) -> keras.Mo
     """A keras.applications backbone under AE-BoNet's head (Table 5), compiled."""
     weights = None if cfg.baseline_weights == "none" else cfg.baseline_weights
     with strategy.scope():
-        model = baselines.build(
+        model = registry.build(
             name,
-            size,
+            image_size=size,
             weights=weights,
             width=cfg.baseline_width,
             output_bias=float(parts["train"]["boneage"].mean()),

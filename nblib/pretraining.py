@@ -147,7 +147,14 @@ def pretrain(
             continue
         print(f"Stage {i}/{len(stages)}: training to epoch {end}")
         history = training.fit(
-            model, train_ds, val_ds, cfg, run_dir=run_dir, epochs=end, restore_best=False
+            model,
+            train_ds,
+            val_ds,
+            cfg,
+            run_dir=run_dir,
+            epochs=end,
+            restore_best=False,
+            progress_total=ends[-1],
         )
         last = history[history["epoch"] == end].iloc[-1]
         val = model.evaluate(val_ds, verbose=0, return_dict=True)

@@ -228,6 +228,18 @@ def versions_report() -> str:
     return ", ".join(f"{k} {v}" for k, v in package_versions().items())
 
 
+def duration(seconds: float | None) -> str:
+    """A time for people: ``42 s``, ``3 min 05 s``, ``1 h 02 min``; ``-`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
 class Timer:
     """``with Timer() as t: ...`` then ``t.seconds``."""
 

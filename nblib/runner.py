@@ -13,6 +13,13 @@ executed copy and log, and exits non-zero.
 papermill parameters, and every override also reaches :func:`nblib.config.make` through the
 ``BONEAGE_SET`` environment variable. The output folder is locked while the series runs, so two
 runs never write into the same folder.
+
+The console shows what a user needs and no more: a line as each notebook starts and ends, one
+line per training epoch (epoch k/n, the last validation metric, the time left for the model being
+trained), failures, and a closing summary table (status, wall time and headline test metric of
+each notebook, also written as ``summary.md`` and ``summary.csv``). Framework messages (TensorFlow,
+absl, XLA, CUDA, warnings) go to ``<out>/logs/``. Every executed notebook and the report are
+rendered to HTML, and ``<out>/index.html`` links them with the logs and the summary.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from nblib import config, results, runfiles
+from nblib import config, results, runfiles, summary
 
 NOTEBOOK_DIR = config.ROOT / "notebooks"
 KERNEL = "boneage-repro"
@@ -45,6 +52,8 @@ OWN_OPTIONS = {
     "output_dir": "--out",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The kernel's environment: TensorFlow's C++ logging at errors only unless the user chose a level.
+KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def notebooks() -> list[Path]:
@@ -167,6 +176,22 @@ class _Progress(logging.Handler):
 
 
 @contextlib.contextmanager
+def _kernel_environment(overrides: dict):
+    """The environment a notebook's kernel inherits while it runs, restored afterwards: the
+    ``--set`` overrides (read by :func:`nblib.config.make`) and quiet framework logging."""
+    saved = dict(os.environ)
+    for k, v in KERNEL_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    if overrides:
+        os.environ[config.SET_ENV] = json.dumps(overrides, default=str)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
 def _stderr_into(log_path: Path):
     """Send this process's standard error, and so the kernel's (framework start-up noise,
     warnings), into the notebook's log instead of the console."""
@@ -251,6 +276,7 @@ def _run_series(
     (out_dir / ".done").mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
     timings = {}
+    this_run: dict[str, dict] = {}
     for nb in selected:
         marker = out_dir / ".done" / f"{nb.stem}.json"
         nb_params = dict(params)
@@ -271,13 +297,10 @@ def _run_series(
         pm_logger.setLevel(logging.INFO)
         pm_logger.propagate = False
         start = time.perf_counter()
-        saved_env = os.environ.get(config.SET_ENV)
-        if overrides:  # the kernel inherits the environment: config.make reads it
-            os.environ[config.SET_ENV] = json.dumps(overrides, default=str)
         progress = _Progress(nb.stem)
         pm_logger.addHandler(progress)
         try:
-            with _stderr_into(log_path):
+            with _kernel_environment(overrides), _stderr_into(log_path):
                 pm.execute_notebook(
                     str(nb),
                     str(executed),
@@ -302,17 +325,16 @@ def _run_series(
             with open(log_path, "a") as log:
                 log.write(f"\n[run_all] {nb.stem}: FAILED after {seconds:.0f} s\n")
                 log.write(message + "\n\n" + trace + "\n")
+            this_run[nb.stem] = {"status": "FAILED", "seconds": seconds}
+            _close_run(profile, out_dir, this_run)
             return 1
         finally:
             pm_logger.removeHandler(handler)
             pm_logger.removeHandler(progress)
             handler.close()
-            if saved_env is None:
-                os.environ.pop(config.SET_ENV, None)
-            else:
-                os.environ[config.SET_ENV] = saved_env
         seconds = time.perf_counter() - start
         timings[nb.stem] = round(seconds, 1)
+        this_run[nb.stem] = {"status": "done", "seconds": seconds}
         results.write_json(
             marker,
             {
@@ -337,11 +359,41 @@ def _run_series(
             },
         },
     )
+    _close_run(profile, out_dir, this_run)
     print(
-        f"[run_all] finished in {time.perf_counter() - total:.0f} s; results under {out_dir}",
+        f"[run_all] finished in {time.perf_counter() - total:.0f} s; results under {out_dir}, "
+        f"overview in {out_dir / 'index.html'}",
         flush=True,
     )
     return 0
+
+
+def _close_run(profile: str, out_dir: Path, this_run: dict[str, dict]) -> None:
+    """Render the HTML pages, write and print the summary table, write ``index.html``.
+
+    Rendering's own messages go to ``logs/render.log``; a page that fails is named on the
+    console and in index.html, and the run's exit code stays the notebooks' own.
+    """
+    stems = [p.stem for p in notebooks()]
+    log = out_dir / "logs" / "render.log"
+    with _stderr_into(log):
+        failed = summary.render_all(out_dir, stems, log)
+    for page, reason in failed.items():
+        print(
+            f"[run_all] HTML rendering of {page} failed ({reason}); see logs/render.log",
+            file=sys.stderr,
+            flush=True,
+        )
+    table = summary.rows(out_dir, stems, this_run)
+    md_path, _ = summary.write(out_dir, table)
+    print(f"[run_all] summary (also in {md_path.name} and summary.csv):", flush=True)
+    print(summary.console_table(table), flush=True)
+    try:
+        summary.write_index(out_dir, table, failed, f"boneage-repro: the {profile} run")
+    except Exception as e:  # noqa: BLE001 - the run's results stand; say what is missing
+        print(
+            f"[run_all] index.html could not be written ({type(e).__name__}: {e})", file=sys.stderr
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -222,14 +222,26 @@ class _Checkpointer(keras.callbacks.Callback):
     """Per-epoch history row, weights, optimizer state, best weights and early-stopping state."""
 
     def __init__(
-        self, ckpt: Path, history_path: Path, rows: list, state: dict, cfg, total: int, monitor: str
+        self,
+        ckpt: Path,
+        history_path: Path,
+        rows: list,
+        state: dict,
+        cfg,
+        total: int,
+        monitor: str,
+        progress_total: int | None = None,
     ):
         super().__init__()
         self.ckpt, self.history_path, self.rows, self.state = ckpt, history_path, rows, state
         self.cfg, self.total, self.monitor = cfg, total, monitor
+        self.progress_total = max(total, progress_total or 0)
         self.mode_min = "acc" not in monitor and "r2" not in monitor
+        self.first_epoch = None  # this call's first epoch, whose time includes graph building
 
     def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch + 1
         if self.cfg.lr_schedule != "plateau":
             self.model.optimizer.learning_rate.assign(lr_at(self.cfg, epoch, self.total))
         self.t0 = time.perf_counter()
@@ -269,15 +281,20 @@ class _Checkpointer(keras.callbacks.Callback):
         self._progress(epoch + 1, row)
 
     def _progress(self, done: int, row: dict) -> None:
-        """One line per epoch, which ``run_all.sh`` shows on the console."""
+        """One line per epoch, which ``run_all.sh`` shows on the console: epoch k/n, the
+        latest validation metric, and the time left for this model's training (estimated from
+        its last three epochs, leaving out the first one of this call, which builds the graph,
+        once later ones exist)."""
         val = {k: v for k, v in row.items() if k.startswith("val_")}
         shown = next((k for k in ("val_mae", "val_loss") if k in val), None)
-        per_epoch = np.mean([r["seconds"] for r in self.rows[-3:]])
-        left = (self.total - done) * per_epoch
+        timed = [r["seconds"] for r in self.rows if r["epoch"] >= (self.first_epoch or 0)]
+        per_epoch = float(np.mean(timed[1:][-3:] if len(timed) > 1 else timed))
+        left = (self.progress_total - done) * per_epoch
         print(
-            f"[progress] {self.model.name}: epoch {done}/{self.total}, loss {row['loss']:.4g}"
+            f"[progress] {self.model.name} epoch {done}/{self.progress_total}: "
+            f"loss {row['loss']:.4g}"
             + (f", {shown} {val[shown]:.4g}" if shown else "")
-            + f", {row['seconds']:.0f} s; about {left / 60:.1f} min left",
+            + f"; {row['seconds']:.0f} s/epoch, ETA {results.duration(left)}",
             flush=True,
         )
 
@@ -333,6 +350,7 @@ def fit(
     restore_best: bool = True,
     tag: str | None = None,
     verbose: int = 2,
+    progress_total: int | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` (compiled) to ``epochs`` total epochs (default ``cfg.epochs``), resumably.
 
@@ -340,6 +358,9 @@ def fit(
     ``run_dir/checkpoints/<tag or main>/``. Early stopping when ``cfg.patience > 0``; the best
     weights by ``monitor`` are restored at the end when ``restore_best``. Returns the history:
     one row per epoch (1-based ``epoch``, Keras' metric names, ``lr``, ``seconds``).
+    ``progress_total`` is the epoch count the per-epoch progress line and its time estimate
+    count to when the training goes on past this call (staged pretraining); it changes nothing
+    else.
     """
     run_dir = Path(run_dir) if run_dir else cfg.run_dir
     total = int(epochs or cfg.epochs)
@@ -375,7 +396,14 @@ def fit(
         train_ds.set_epoch(start)
     if start < total and not state.get("stopped_early"):
         cb = _Checkpointer(
-            ckpt, history_path, rows, state, cfg, total, monitor if val_ds is not None else "loss"
+            ckpt,
+            history_path,
+            rows,
+            state,
+            cfg,
+            total,
+            monitor if val_ds is not None else "loss",
+            progress_total=progress_total,
         )
         t0 = time.perf_counter()
         model.fit(

@@ -12,21 +12,24 @@ from nblib.models import autoencoder
 
 def test_parameter_counts_are_pinned():
     # 256 px, width 1: encoder 6,275,392 + decoder 6,270,785 (DESIGN section 8: ~12.5M).
-    ae, enc = autoencoder.build(256, 1.0)
+    ae = autoencoder.build(image_size=256, width=1.0)
+    enc = autoencoder.encoder_of(ae)
     assert (ae.count_params(), enc.count_params()) == (12_546_177, 6_275_392)
     # The cpu profile's 96 px at width 1/4: convolutions shrink ~16x (parameters do not depend on size).
-    small, small_enc = autoencoder.build(96, 0.25)
+    small = autoencoder.build(image_size=96, width=0.25)
+    small_enc = autoencoder.encoder_of(small)
     assert (small.count_params(), small_enc.count_params()) == (786_465, 393_808)
 
 
 def test_every_layer_is_named_by_its_block():
-    ae, enc = autoencoder.build(32, 0.125)
+    ae = autoencoder.build(image_size=32, width=0.125)
+    enc = autoencoder.encoder_of(ae)
     assert [layer.name for layer in ae.layers[:3]] == ["image", "to_unit", "encoder"]
     assert all(layer.name.startswith(("dec", "reconstruction")) for layer in ae.layers[3:])
     prefixes = ("unit_image", "enc", "bottleneck")
     assert all(layer.name.startswith(prefixes) for layer in enc.layers)
     with pytest.raises(ValueError, match="multiple of 16"):
-        autoencoder.build(40, 0.125)
+        autoencoder.build(image_size=40, width=0.125)
 
 
 def test_keras_two_accuracy_equals_binary_accuracy():

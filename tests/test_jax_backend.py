@@ -50,17 +50,17 @@ def _python(code: str, *args: str) -> dict:
 
 _BUILDERS = """
 import json, keras, numpy as np
-from nblib.models import autoencoder, baselines, bonet, inception_v4, layers, resnet50
+from nblib.models import registry
 assert keras.backend.backend() == "jax"
 counts = {
-    "resnet50": resnet50.build(256, 1.0).count_params(),
-    "inception_v4": inception_v4.build(256, 1.0).count_params(),
-    "autoencoder": autoencoder.build(256, 1.0)[0].count_params(),
-    "ae_bonet": bonet.random_init(64, 0.125).count_params(),
-    "mobilenet": baselines.build("mobilenet", 64, weights=None, width=0.25).count_params(),
+    "resnet50": registry.build("resnet50", image_size=256, width=1.0).count_params(),
+    "inception_v4": registry.build("inception_v4", image_size=256, width=1.0).count_params(),
+    "autoencoder": registry.build("autoencoder", image_size=256, width=1.0).count_params(),
+    "ae_bonet": registry.build("ae_bonet", image_size=64, width=0.125).count_params(),
+    "mobilenet": registry.build("mobilenet", image_size=64, width=0.25, weights=None).count_params(),
 }
 x = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 1), dtype=np.uint8)
-p = inception_v4.build(80, 0.125, output_bias=100.0).predict(x, verbose=0)
+p = registry.build("inception_v4", image_size=80, width=0.125, output_bias=100.0).predict(x, verbose=0)
 import sys
 print(json.dumps({"counts": counts, "finite": bool(np.isfinite(p).all()),
                   "tensorflow_loaded": "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None}))
@@ -89,7 +89,7 @@ y = rng.uniform(20, 200, 32).astype("float32")
 src = pipeline.BatchSource(imgs, y, 8, True, "boneage", cfg.seed)
 val = pipeline.BatchSource(imgs, y, 8, False, "boneage", cfg.seed)
 train_ds, val_ds = pipeline.Batches(src), pipeline.Batches(val)
-m = resnet50.build(32, 0.125, output_bias=100.0)
+m = resnet50.build(image_size=32, width=0.125, output_bias=100.0)
 training.compile_model(m, cfg, loss="msle")
 class Kill(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
@@ -134,7 +134,7 @@ _SAVE_TF = """
 import json, sys, numpy as np
 from nblib import config, training
 from nblib.models import resnet50
-m = resnet50.build(64, 0.125, output_bias=100.0)
+m = resnet50.build(image_size=64, width=0.125, output_bias=100.0)
 training.compile_model(m, config.make("03_resnet50", "smoke"), loss="msle")
 x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 1), dtype=np.uint8)
 m.fit(x, np.linspace(20, 200, 8).astype("float32"), epochs=1, verbose=0)

@@ -22,12 +22,12 @@ def _shape(model, name):
 
 @pytest.fixture(scope="module")
 def resnet():
-    return resnet50.build(256, 1.0)
+    return resnet50.build(image_size=256, width=1.0)
 
 
 @pytest.fixture(scope="module")
 def inception():
-    return inception_v4.build(256, 1.0)
+    return inception_v4.build(image_size=256, width=1.0)
 
 
 def test_resnet50_parameter_count_is_pinned(resnet):
@@ -131,16 +131,18 @@ def test_inception_v4_stage_shapes_and_blocks(inception):
 
 def test_minimum_input_sizes_are_refused_in_plain_words():
     with pytest.raises(ValueError, match="at least 75 px.*image_size=74"):
-        inception_v4.build(74, 0.125)
-    assert _shape(inception_v4.build(75, 0.125), "gap") == (192,)  # 1536 x 1/8, from 1x1
+        inception_v4.build(image_size=74, width=0.125)
+    assert _shape(inception_v4.build(image_size=75, width=0.125), "gap") == (
+        192,
+    )  # 1536 x 1/8, from 1x1
     with pytest.raises(ValueError, match="at least 32 px"):
-        resnet50.build(31, 0.125)
+        resnet50.build(image_size=31, width=0.125)
 
 
 def test_width_scales_every_convolution_and_keeps_the_head():
     assert layers.scaled(64, 0.25) == 16 and layers.scaled(2048, 0.25) == 512
     assert layers.scaled(96, 0.125) == 12 and layers.scaled(64, 0.01) == 4  # never below 4
-    m = resnet50.build(128, 0.25)
+    m = resnet50.build(image_size=128, width=0.25)
     assert m.get_layer("stem_conv").filters == 16
     assert _shape(m, "stage5_block3_out") == (4, 4, 512)
     assert _shape(m, "flatten") == (2 * 2 * 512,)
@@ -151,7 +153,7 @@ def test_width_scales_every_convolution_and_keeps_the_head():
 def test_mixed_precision_keeps_the_output_in_float32():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        m = resnet50.build(64, 0.125, output_bias=120.0)
+        m = resnet50.build(image_size=64, width=0.125, output_bias=120.0)
         assert m.get_layer("stem_conv").compute_dtype == "float16"
         assert m.output.dtype == "float32"
     finally:

@@ -1,11 +1,13 @@
 """The notebook series: clean notebooks in git, the whole series through run_all.sh at the smoke
-profile (killed during notebook 04 and resumed), the report built from result files, and notebooks
-run the way JupyterLab runs them."""
+profile (killed during notebook 04 and resumed; what its console shows; the HTML pages and
+index.html it leaves), the report built from result files, and notebooks run the way JupyterLab
+runs them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nblib import config, reporting, results, runner
+from nblib import config, reporting, results, runner, summary
 
 ROOT = config.ROOT
 NOTEBOOKS = runner.notebooks()
@@ -142,7 +144,60 @@ def smoke_run(tmp_path_factory):
     assert resumed.returncode == 0, (
         f"resumed series failed:\n{resumed.stdout[-4000:]}\n{resumed.stderr[-4000:]}"
     )
-    return out, first_output, resumed.stdout
+    return out, first_output, resumed.stdout + resumed.stderr
+
+
+# What framework messages look like: absl/glog lines (I0000 00:00:...), TensorFlow, XLA, CUDA,
+# oneDNN, Python warnings.
+FRAMEWORK = re.compile(
+    r"^[IWEF]\d{4} |tensorflow|absl|xla|cuda|onednn|warning|deprecat|traceback", re.IGNORECASE
+)
+EPOCH_LINE = re.compile(r"^\[run_all\] (\w+): (\w+) epoch (\d+)/(\d+): .*, ETA ")
+
+
+def test_console_shows_progress_and_no_framework_messages(smoke_run):
+    out, first, resumed = smoke_run
+    epochs = []
+    for console in (first, resumed):
+        for line in console.splitlines():
+            # run_all's own lines, the bootstrap's, and the summary table's indented rows only
+            assert line.startswith(("[run_all] ", "[bootstrap] ", "  ")), line
+            assert not FRAMEWORK.search(line), line
+            m = EPOCH_LINE.match(line)
+            if m:
+                epochs.append(m.groups())
+    # at most one line per epoch per notebook and model; 04 printed its epoch after the resume
+    assert len(epochs) == len(set(epochs))
+    assert ("04_inception_v4", "inception_v4", "1", "1") in epochs
+    assert {e[0] for e in epochs} >= {"03_resnet50", "05_autoencoder_pretraining", "06_ae_bonet"}
+    # the rest of the notebook's output is kept in its log, not shown
+    assert "Trained epochs 1-1 in" in (out / "logs" / "03_resnet50.log").read_text()
+    assert "Trained epochs" not in first + resumed
+
+
+def test_run_leaves_index_linking_every_notebook_and_the_report(smoke_run):
+    out, _, resumed = smoke_run
+    index = (out / "index.html").read_text()
+    links = set(re.findall(r'href="([^"]+)"', index))
+    for stem in EXPECTED:
+        assert f"notebooks/{stem}.html" in links and f"logs/{stem}.log" in links, stem
+        assert (out / "notebooks" / f"{stem}.html").read_text().startswith("<!DOCTYPE html>")
+    page = (out / "notebooks" / "03_resnet50.html").read_text()
+    assert re.search(r'<img [^>]*src="data:image/png;base64,', page)  # figures embedded
+    assert {"09_comparison/report.html", "summary.md", "summary.csv"} <= links
+    assert all((out / link).exists() for link in links)
+    report = (out / "09_comparison" / "report.html").read_text()
+    assert "<table>" in report and 'src="all_training_curves.png"' in report
+    # the summary closes the console and the run folder: every notebook done, 03's test MAE
+    table = {r["notebook"]: r for r in summary.rows(out, EXPECTED, {})}
+    assert all(r["status"] == "done earlier" for r in table.values())
+    mae = results.read_json(out / "03_resnet50" / "metrics.json")["metrics"]["test"]["mae"]
+    assert table["03_resnet50"]["value"] == pytest.approx(mae)
+    assert "[run_all] summary (also in summary.md and summary.csv):" in resumed
+    row = next(line for line in resumed.splitlines() if line.startswith("  03_resnet50 "))
+    assert row.split()[1:3] == ["done", "earlier"] and f" {mae:.4g} " in row
+    csv = results.read_csv(out / "summary.csv")
+    assert csv.set_index("notebook").loc["03_resnet50", "value"] == pytest.approx(mae)
 
 
 def test_interrupted_series_resumes_without_rerunning_finished_notebooks(smoke_run):
@@ -222,7 +277,14 @@ def test_failing_notebook_stops_the_series_and_is_named(tmp_path, tiny_dataset):
     assert (out / "notebooks" / "06_ae_bonet.ipynb").is_file() and (
         out / "logs" / "06_ae_bonet.log"
     ).is_file()
-    assert "09_comparison" not in res.stdout  # stopped at the first failure
+    assert "09_comparison: running" not in res.stdout  # stopped at the first failure
+    table = {r["notebook"]: r["status"] for r in summary.rows(out, EXPECTED, {})}
+    assert table["09_comparison"] == "not run"
+    row = next(line for line in res.stdout.splitlines() if line.startswith("  06_ae_bonet"))
+    assert row.split()[1] == "FAILED"  # the summary closes a failed run too
+    # the failed notebook's page shows where it stopped, linked from the index
+    assert "encoder.weights.h5" in (out / "notebooks" / "06_ae_bonet.html").read_text()
+    assert 'href="notebooks/06_ae_bonet.html"' in (out / "index.html").read_text()
 
 
 def test_bad_data_folder_is_refused(tmp_path):

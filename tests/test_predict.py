@@ -51,7 +51,7 @@ def _phantom_batch(n: int = 12) -> np.ndarray:
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    model = _calibrate(resnet50.build(SIZE, 0.125), _phantom_batch())
+    model = _calibrate(resnet50.build(image_size=SIZE, width=0.125), _phantom_batch())
     path = tmp_path_factory.mktemp("model") / "run" / "03_resnet50" / "model.keras"
     path.parent.mkdir(parents=True)
     return training.save_model(model, path)

@@ -199,10 +199,10 @@ def _images(n=16, size=32):
     return tf.data.Dataset.from_tensor_slices((x, x.astype("float32") / 255.0)).batch(8)
 
 
-def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeypatch):
+def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
     ds = _images()
     cfg = _ae_cfg(tmp_path, [2, 1, 2])
-    ae, _ = autoencoder.build(32, 0.125)
+    ae = autoencoder.build(image_size=32, width=0.125)
     pretraining.compile_autoencoder(ae, cfg)
     original_fit = keras.Model.fit
     monkeypatch.setattr(
@@ -217,15 +217,21 @@ def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeyp
     monkeypatch.setattr(keras.Model, "fit", original_fit)
     assert len(pd.read_csv(cfg.run_dir / "stages.csv")) == 2  # stages 1-2 done, killed in stage 3
 
-    ae2, _ = autoencoder.build(32, 0.125)
+    ae2 = autoencoder.build(image_size=32, width=0.125)
     pretraining.compile_autoencoder(ae2, cfg)
     stages, history = pretraining.pretrain(cfg, ae2, ds, ds)
     assert stages["end_epoch"].tolist() == [2, 3, 5] and stages["epochs"].tolist() == [2, 1, 2]
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert pd.read_csv(cfg.run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3, 4, 5]
     assert {"accuracy", "psnr", "ssim", "val_psnr"} <= set(history.columns)
+    # one progress line per epoch, counting to the last stage's end, with a time estimate
+    progress = [line for line in capsys.readouterr().out.splitlines() if "[progress]" in line]
+    assert [line.split(":")[0] for line in progress] == [
+        f"[progress] autoencoder epoch {e}/5" for e in (1, 2, 3, 4, 5)
+    ], progress
+    assert all(", val_loss " in line and ", ETA " in line for line in progress)
     # Every stage done: a new call trains nothing, loads the final weights, returns the same.
-    ae3, _ = autoencoder.build(32, 0.125)
+    ae3 = autoencoder.build(image_size=32, width=0.125)
     pretraining.compile_autoencoder(ae3, cfg)
     stages3, history3 = pretraining.pretrain(cfg, ae3, ds, ds)
     pd.testing.assert_frame_equal(stages3, stages)
@@ -235,15 +241,17 @@ def test_staged_pretraining_continues_and_resumes_after_a_kill(tmp_path, monkeyp
 
 
 def test_encoder_weights_from_pretraining_load_into_ae_bonet(tmp_path):
-    ae, encoder = autoencoder.build(32, 0.125)
+    ae = autoencoder.build(image_size=32, width=0.125)
+    encoder = autoencoder.encoder_of(ae)
     ae.compile("adam", "mse")
     x = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 1), dtype=np.uint8)
     ae.fit(x, x / 255.0, epochs=1, verbose=0)
     path = tmp_path / paper2.ENCODER_FILE
     with results.atomic_path(path) as tmp:
         encoder.save_weights(tmp)
-    model = bonet.from_pretrained(path, 32, 0.125)
-    fresh = bonet.random_init(32, 0.125)
+    model = bonet.build(image_size=32, width=0.125, weights=path)
+    fresh = bonet.build(image_size=32, width=0.125)
+    assert (model.name, fresh.name) == ("ae_bonet", "ae_bonet_random_init")
     enc, fresh_enc = model.get_layer("encoder"), fresh.get_layer("encoder")
     kernel = enc.get_layer("enc1_conv").get_weights()[0]
     np.testing.assert_array_equal(kernel, encoder.get_layer("enc1_conv").get_weights()[0])
@@ -256,7 +264,7 @@ def test_missing_encoder_names_the_file_and_notebook(tmp_path):
     with pytest.raises(
         FileNotFoundError, match=r"encoder\.weights\.h5.*05_autoencoder_pretraining"
     ):
-        bonet.from_pretrained(tmp_path / "encoder.weights.h5", 32, 0.125)
+        bonet.build(image_size=32, width=0.125, weights=tmp_path / "encoder.weights.h5")
 
 
 def test_changed_settings_start_afresh_but_more_epochs_continue(tmp_path, capsys):
@@ -288,7 +296,7 @@ def _tiny_resnet_history(cfg, parts):
         for s, p in parts.items()
     }
     with strategy.scope():
-        m = resnet50.build(32, 0.125, output_bias=120.0)
+        m = resnet50.build(image_size=32, width=0.125, output_bias=120.0)
         training.compile_model(m, cfg, loss="msle")
     h = training.fit(m, ds["train"], ds["validation"], cfg, verbose=0)
     return h.drop(columns=["seconds"]), m.predict(ds["validation"], verbose=0)

@@ -16,9 +16,10 @@ from nblib.models.layers import conv_bn_act, image_input, scaled
 
 ENCODER_FILTERS = (64, 128, 256, 512)
 BOTTLENECK = 1024
+ENCODER = "encoder"  # the encoder's name as a layer of the autoencoder
 
 
-def encoder(image_size: int = 256, width: float = 1.0) -> keras.Model:
+def encoder(*, image_size: int = 256, width: float = 1.0) -> keras.Model:
     """The encoder alone, on ``[0, 1]`` float images ``[S, S, 1]``: what AE-BoNet fine-tunes."""
     if image_size % 16:
         raise ValueError(
@@ -32,21 +33,26 @@ def encoder(image_size: int = 256, width: float = 1.0) -> keras.Model:
     code = conv_bn_act(
         x, scaled(BOTTLENECK, width), 3, activation="relu", name="bottleneck"
     )  # 16x16x1024
-    return keras.Model(inputs, code, name="encoder")
+    return keras.Model(inputs, code, name=ENCODER)
 
 
-def build(image_size: int = 256, width: float = 1.0) -> tuple[keras.Model, keras.Model]:
-    """Return ``(autoencoder, encoder)``; the encoder is a layer of the autoencoder (shared weights).
+def build(*, image_size: int = 256, width: float = 1.0, name: str = "autoencoder") -> keras.Model:
+    """The autoencoder; its encoder is its layer ``"encoder"`` (:data:`ENCODER`), weights shared.
 
     The autoencoder takes a raw uint8 gray image ``[S, S, 1]`` and reconstructs it in ``[0, 1]``
     (its training target is the image divided by 255). No flips: the reconstruction target
     would have to be flipped alike, and paper 2 states no augmentation.
     """
-    enc = encoder(image_size, width)
+    enc = encoder(image_size=image_size, width=width)
     inputs, x = image_input(image_size, channels=1, flips=False)
     x = enc(x)
     for i, f in enumerate(reversed(ENCODER_FILTERS), start=1):
         x = layers.UpSampling2D(2, name=f"dec{i}_up")(x)  # 32, 64, 128, 256
         x = conv_bn_act(x, scaled(f, width), 3, activation="relu", name=f"dec{i}")
     out = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="reconstruction")(x)
-    return keras.Model(inputs, out, name="autoencoder"), enc
+    return keras.Model(inputs, out, name=name)
+
+
+def encoder_of(autoencoder: keras.Model) -> keras.Model:
+    """The encoder inside an autoencoder from :func:`build` (the same weights, not a copy)."""
+    return autoencoder.get_layer(ENCODER)

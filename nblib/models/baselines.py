@@ -22,41 +22,43 @@ VGG_MEANS_BGR = [-103.939, -116.779, -123.68]  # subtracted after scaling to 0-2
 
 
 def build(
-    name: str,
-    image_size: int,
     *,
-    weights: str | None = "imagenet",
+    backbone: str,
+    image_size: int,
     width: float = 1.0,
+    weights: str | None = "imagenet",
     flips: bool = True,
     output_bias: float = 0.0,
+    name: str | None = None,
 ) -> keras.Model:
-    """``name`` in xception, vgg16, inception_v3, mobilenet, on raw uint8 gray images.
+    """``backbone`` in xception, vgg16, inception_v3, mobilenet, on raw uint8 gray images.
 
-    ``width`` is MobileNet's alpha (the other backbones have no width). Inputs are scaled to each
-    backbone's expected range inside the model, so all take the same pipeline.
+    ``width`` is MobileNet's alpha (the other backbones have no width and ignore it). Inputs are
+    scaled to each backbone's expected range inside the model, so all take the same pipeline.
+    The model is named ``{backbone}_{image_size}`` unless ``name`` says otherwise.
     """
-    if name not in BACKBONES:
-        raise ValueError(f"Unknown baseline {name!r}; choose from {', '.join(BACKBONES)}")
-    label, app, min_size = BACKBONES[name]
+    if backbone not in BACKBONES:
+        raise ValueError(f"Unknown baseline {backbone!r}; choose from {', '.join(BACKBONES)}")
+    label, app, min_size = BACKBONES[backbone]
     if image_size < min_size:
         raise ValueError(f"{label} needs images of at least {min_size} px, got {image_size}")
     weights = None if weights in (None, "none") else weights
     kwargs = {}
-    if name == "mobilenet":
+    if backbone == "mobilenet":
         if weights and width not in MOBILENET_ALPHAS:
             raise ValueError(
                 f"ImageNet MobileNet weights exist for alpha {MOBILENET_ALPHAS}, got {width}"
             )
         kwargs["alpha"] = width
     inputs, x = image_input(image_size, channels=3, flips=flips)  # [0, 1], three channels
-    if name == "vgg16":
+    if backbone == "vgg16":
         # keras.applications.vgg16.preprocess_input ("caffe"): 0-255, BGR, minus the ImageNet
         # channel means. A gray image tiled to three channels needs no BGR swap.
         scaled = keras.layers.Rescaling(255.0, offset=VGG_MEANS_BGR, name="caffe")(x)
     else:  # "tf" preprocessing of Xception, InceptionV3 and MobileNet: [-1, 1]
         scaled = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)
     try:
-        backbone = app(
+        trunk = app(
             include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **kwargs
         )
     except Exception as exc:  # noqa: BLE001 - any download failure gets the same plain advice
@@ -66,6 +68,7 @@ def build(
                 "them on first use; offline, set baseline_weights: none to train from scratch."
             ) from None
         raise
+    features = trunk(scaled)
     return keras.Model(
-        inputs, head(backbone(scaled), output_bias=output_bias), name=f"{name}_{image_size}"
+        inputs, head(features, output_bias=output_bias), name=name or f"{backbone}_{image_size}"
     )

@@ -1,8 +1,8 @@
 """AE-BoNet (paper 2): the autoencoder's encoder, fine-tuned, under a small regression head.
 
 Head: global average pooling -> flatten -> batch norm -> dense 10 (ReLU, L2 1e-4) -> dense 1
-(linear). ``from_pretrained`` loads the encoder saved by notebook 05; ``random_init`` is the same
-network from scratch, the ablation that measures what pretraining buys.
+(linear). :func:`build` loads the encoder saved by notebook 05, or starts it at random: the
+ablation that measures what pretraining buys.
 """
 
 from __future__ import annotations
@@ -31,25 +31,37 @@ def head(features, name: str = "head", output_bias: float = 0.0):
 
 
 def build(
-    encoder: keras.Model, *, flips: bool = True, output_bias: float = 0.0, name: str = "ae_bonet"
+    *,
+    image_size: int = 256,
+    width: float = 1.0,
+    weights: Path | str | None = None,
+    flips: bool = True,
+    output_bias: float = 0.0,
+    name: str | None = None,
 ) -> keras.Model:
-    """AE-BoNet on ``encoder`` (trainable: fine-tuned, not frozen), taking raw uint8 gray images."""
+    """AE-BoNet on raw uint8 gray images; its encoder is trainable (fine-tuned, not frozen).
+
+    ``weights`` is the encoder's weights file written by ``05_autoencoder_pretraining``, or
+    ``None`` for a randomly initialised encoder: the ablation that measures what pretraining
+    buys, named ``ae_bonet_random_init`` unless ``name`` says otherwise.
+    """
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"Encoder weights {weights} not found: run notebooks/05_autoencoder_pretraining.ipynb "
+            "first (same profile and output_dir), e.g. ./run_all.sh --only 05"
+        )
+    encoder = autoencoder.encoder(image_size=image_size, width=width)
+    if weights is not None:
+        _load_encoder(encoder, Path(weights), image_size, width)
     encoder.trainable = True
-    inputs, x = image_input(encoder.input.shape[1], channels=1, flips=flips)
+    inputs, x = image_input(image_size, channels=1, flips=flips)
+    if name is None:
+        name = "ae_bonet" if weights is not None else "ae_bonet_random_init"
     return keras.Model(inputs, head(encoder(x), output_bias=output_bias), name=name)
 
 
-def from_pretrained(
-    weights_path: Path | str, image_size: int, width: float, *, output_bias: float = 0.0
-) -> keras.Model:
-    """AE-BoNet with the encoder weights written by ``05_autoencoder_pretraining``."""
-    weights_path = Path(weights_path)
-    if not weights_path.is_file():
-        raise FileNotFoundError(
-            f"Encoder weights {weights_path} not found: run notebooks/05_autoencoder_pretraining.ipynb first "
-            "(same profile and output_dir), e.g. ./run_all.sh --only 05"
-        )
-    encoder = autoencoder.encoder(image_size, width)
+def _load_encoder(encoder: keras.Model, weights_path: Path, image_size: int, width: float) -> None:
+    """Load notebook 05's encoder weights, naming the file and the likely cause when they do not fit."""
     try:
         encoder.load_weights(weights_path)
     except ValueError as exc:
@@ -57,10 +69,3 @@ def from_pretrained(
             f"Encoder weights {weights_path} do not fit an encoder at {image_size} px and width "
             f"{width} (were they made with another profile?): {exc}"
         ) from None
-    return build(encoder, output_bias=output_bias)
-
-
-def random_init(image_size: int, width: float, *, output_bias: float = 0.0) -> keras.Model:
-    """The same AE-BoNet with a randomly initialised encoder."""
-    encoder = autoencoder.encoder(image_size, width)
-    return build(encoder, output_bias=output_bias, name="ae_bonet_random_init")

@@ -83,14 +83,14 @@ def trunk(x, width: float = 1.0, *, activation: str = "gelu"):
 
 
 def build(
+    *,
     image_size: int = 256,
     width: float = 1.0,
-    *,
     channels: int = 3,
     flips: bool = True,
-    name: str = "resnet50_gelu",
     activation: str = "gelu",
     output_bias: float = 0.0,
+    name: str = "resnet50_gelu",
 ) -> keras.Model:
     """The paper's GELU ResNet-50 regressor at ``image_size`` px and width multiplier ``width``.
 
