@@ -525,6 +525,19 @@ def ablation(cfg, parts, rungs, ens: Ensemble, faithful) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rung_metrics(r: Rung, true: np.ndarray) -> dict:
+    """One rung's entry in ``metrics.json``: its recipe, test metrics without and with TTA, cost."""
+    return {
+        "label": r.label,
+        "recipe": dataclasses.asdict(r.recipe),
+        "test": metrics.regression(true, r.test[0]),
+        "test_tta": metrics.regression(true, r.test.mean(0)),
+        "train_seconds": r.seconds,
+        "params_count": r.params_count,
+        "best_epoch": r.history.attrs.get("best_epoch"),
+    }
+
+
 def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, faithful) -> None:
     """Write the ablation table, the ensemble's predictions and recipe, each rung's history, and
     ``metrics.json`` (the best of the ladder: the ensemble)."""
@@ -566,18 +579,7 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
         {
             "test": best,
             "mean_predictor": mean,
-            "rungs": {
-                r.key: {
-                    "label": r.label,
-                    "recipe": dataclasses.asdict(r.recipe),
-                    "test": metrics.regression(true, r.test[0]),
-                    "test_tta": metrics.regression(true, r.test.mean(0)),
-                    "train_seconds": r.seconds,
-                    "params_count": r.params_count,
-                    "best_epoch": r.history.attrs.get("best_epoch"),
-                }
-                for r in rungs
-            },
+            "rungs": {r.key: rung_metrics(r, true) for r in rungs},
             "ensemble": dict(zip(ens.members, map(float, ens.weights), strict=True)),
             "train_seconds": float(sum(r.seconds for r in rungs)),
             "epochs_run": int(max(len(r.history) for r in rungs)),
