@@ -461,14 +461,12 @@ def ensemble(parts, rungs: list[Rung], extra: dict[str, tuple]) -> Ensemble:
     members = [r.key for r in rungs] + list(extra)
     val = [r.val for r in rungs] + [v for v, _ in extra.values()]
     test = [r.test for r in rungs] + [t for _, t in extra.values()]
-    w = nonneg_weights(
-        np.stack([v.mean(0) for v in val], 1), parts["validation"]["boneage"].to_numpy()
-    )
-    val_pred = np.stack([v.mean(0) for v in val], 1) @ w
-    test_means = np.stack([t.mean(0) for t in test], 1)
-    test_pred = test_means @ w
+    val_means = np.stack([v.mean(0) for v in val], 1)  # [N_val, members]
+    w = nonneg_weights(val_means, parts["validation"]["boneage"].to_numpy())
+    val_pred = val_means @ w
+    test_pred = np.stack([t.mean(0) for t in test], 1) @ w
     # Spread: weighted SD over every member's every test-time variant.
-    all_preds = np.concatenate([t for t in test], 0)  # [sum V, N]
+    all_preds = np.concatenate(test, 0)  # [sum V, N]
     all_w = np.concatenate([np.full(len(t), wi / len(t)) for t, wi in zip(test, w, strict=True)])
     sd = np.sqrt(np.maximum(all_w @ (all_preds - test_pred) ** 2, 0.0))
     return Ensemble(members, w, val_pred, test_pred, sd)
