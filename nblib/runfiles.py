@@ -43,8 +43,8 @@ BEYOND_MODELS = "models"  # models/<rung>.keras with <rung>.preprocess.json besi
 
 # --- checkpoints of one training (``checkpoints/<tag or main>/``) --------------------------------
 CHECKPOINTS = "checkpoints"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
+LAST_WEIGHTS = "last.weights.npz"
+BEST_WEIGHTS = "best.weights.npz"
 OPTIMIZER_STATE = "optimizer.npz"
 CHECKPOINT_STATE = "state.json"  # written last: it vouches for the files above
 
