@@ -43,7 +43,7 @@ def resnet18_trunk(x, width: float = 1.0, activation: str = "gelu"):
     """A ResNet-18 trunk (He et al. 2016: basic blocks of two 3x3 convolutions, 2-2-2-2), GELU.
 
     A quarter of ResNet-50's layers: on a CPU it trains faster per image and its graph is built
-    several times faster, which is what lets six rungs fit the cpu profile's minutes.
+    several times faster, which is what lets a ladder fit the cpu profile's minutes.
     """
     x = conv_bn_act(x, scaled(64, width), 7, 2, activation=activation, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -92,18 +92,22 @@ FLIPS = ((False, False), (True, False), (False, True), (True, True))  # test-tim
 
 def ladder(only: tuple[str, ...] = ()) -> list[tuple[str, str, Recipe]]:
     """The rungs in order, each recipe holding every ingredient added so far; ``only`` keeps the
-    named rungs (their recipes still hold every earlier ingredient)."""
+    named rungs (their recipes still hold every earlier ingredient, and a rung's label names
+    the ingredients of the rungs left out before it)."""
     unknown = sorted(set(only) - {key for key, _, _ in LADDER})
     if unknown:
         raise ValueError(
             f"rungs: unknown {', '.join(unknown)}; the rungs are "
             + ", ".join(key for key, _, _ in LADDER)
         )
-    out, kw = [], {}
+    out, kw, skipped = [], {}, []
     for key, label, change in LADDER:
         kw = {**kw, **change}
         if not only or key in only:
-            out.append((key, label, Recipe(**kw)))
+            out.append((key, "; ".join([*skipped, label]), Recipe(**kw)))
+            skipped = []
+        else:
+            skipped.append(label)
     return out
 
 

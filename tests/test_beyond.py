@@ -23,6 +23,10 @@ def test_ladder_is_cumulative_and_refuses_unknown_rungs():
         assert sum(da[k] != db[k] for k in da) == 1
     only = beyond.ladder(("crop",))
     assert len(only) == 1 and only[0][2].contrast == "clahe" and only[0][2].sex
+    # a lighter ladder's rung names what the rungs left out before it added
+    some = {k: label for k, label, _ in beyond.ladder(("base", "sex", "crop"))}
+    assert "CLAHE" in some["crop"] and "crop to the hand" in some["crop"]
+    assert "CLAHE" not in some["sex"]
     with pytest.raises(ValueError, match="unknown cropp"):
         beyond.ladder(("cropp",))
 
