@@ -308,13 +308,23 @@ def _seed_states(model: keras.Model) -> list:
     ]
 
 
+def _write_npz(path: Path, **groups) -> None:
+    """Variables, group by group (``prefix=variables``), as ``<prefix><i>`` arrays of one
+    ``.npz`` written atomically."""
+    arrays = {
+        f"{prefix}{i}": keras.ops.convert_to_numpy(v)
+        for prefix, variables in groups.items()
+        for i, v in enumerate(variables)
+    }
+    with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
 def _save_weights(model: keras.Model, path: Path) -> None:
     """The model's weights, in order, as one ``.npz``: written every epoch, and about ten times
     faster than Keras' ``.weights.h5`` writer for a few hundred variables (Inception-V4 at width
     1/4: 0.2 s against 2.5 s)."""
-    arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
-    with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+    _write_npz(path, w=model.weights)
 
 
 def _load_weights(model: keras.Model, path: Path) -> None:
@@ -333,12 +343,9 @@ def _load_weights(model: keras.Model, path: Path) -> None:
 
 def _save_checkpoint(model: keras.Model, ckpt: Path, state: dict) -> None:
     _save_weights(model, ckpt / runfiles.LAST_WEIGHTS)
-    opt = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)}
-    opt.update(
-        {f"seed{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_seed_states(model))}
+    _write_npz(
+        ckpt / runfiles.OPTIMIZER_STATE, v=model.optimizer.variables, seed=_seed_states(model)
     )
-    with results.atomic_path(ckpt / runfiles.OPTIMIZER_STATE) as tmp:
-        np.savez(tmp, **opt)
     results.write_json(ckpt / runfiles.CHECKPOINT_STATE, state)  # last: vouches for the two above
 
 
