@@ -631,8 +631,12 @@ def resolve_data_dir(cfg) -> Path:
         # the generator's version is in the name: a changed phantom never reuses stale images
         folder = config.DEFAULT_DATA_DIR / f"phantom-v{synthetic.VERSION}-n{n}-seed{cfg.seed}"
         if not (folder / "phantom.json").is_file():
-            k = max(10, n // 6)
-            synthetic.generate(folder, n, k, k, seed=cfg.seed)
+            # Two processes starting at once (two notebooks, two test workers) generate it once:
+            # the second waits on the lock and then finds the finished folder.
+            with results.file_lock(folder.parent / f".{folder.name}.lock"):
+                if not (folder / "phantom.json").is_file():
+                    k = max(10, n // 6)
+                    synthetic.generate(folder, n, k, k, seed=cfg.seed)
         return folder
     path = Path(cfg.data_dir)
     _check_folder(path, "data_dir")

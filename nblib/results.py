@@ -268,6 +268,20 @@ def write_metrics(
     return write_json(cfg.run_dir / name, doc)
 
 
+@contextmanager
+def file_lock(path: Path | str):
+    """Hold an exclusive ``flock`` on ``path`` while the block runs, waiting for any holder.
+
+    For work that must happen once however many processes ask at the same moment (generating
+    the default phantom); the kernel releases the lock if its holder is killed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield path
+
+
 class FolderLocked(RuntimeError):
     """Another run holds the output folder's lock."""
 

@@ -313,3 +313,35 @@ def test_missing_data_dir_is_named(tmp_path):
     cfg = config.make("03_resnet50", "smoke", data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         data.load_for(cfg)
+
+
+def test_default_phantom_is_generated_once_when_two_ask_at_the_same_time(tmp_path, monkeypatch):
+    """Two notebooks (or test workers) starting together on a fresh clone: one generates, the
+    other waits for it and uses the same finished folder."""
+    import threading
+    import time
+
+    from nblib import synthetic
+
+    monkeypatch.setattr(config, "DEFAULT_DATA_DIR", tmp_path / "synthetic")
+    calls = []
+    real = synthetic.generate
+
+    def slow_generate(*args, **kwargs):
+        calls.append(args[0])
+        time.sleep(0.5)  # long enough for the other thread to arrive while this one works
+        return real(*args, **kwargs, workers=1)
+
+    monkeypatch.setattr(synthetic, "generate", slow_generate)
+    cfg = config.make("01_eda", "smoke", data_dir=tmp_path / "synthetic", synthetic_count=12)
+    assert cfg.is_synthetic_default
+    found = []
+    threads = [
+        threading.Thread(target=lambda: found.append(data.resolve_data_dir(cfg))) for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0] == found[1]
+    assert (found[0] / "phantom.json").is_file()
