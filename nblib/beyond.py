@@ -537,6 +537,7 @@ def rung_metrics(r: Rung, true: np.ndarray) -> dict:
         "train_seconds": r.seconds,
         "params_count": r.params_count,
         "best_epoch": r.history.attrs.get("best_epoch"),
+        "averaged_epochs": r.history.attrs.get("averaged_epochs"),
     }
 
 

@@ -80,6 +80,7 @@ class Config:
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (see training)
     bn_momentum: float = 0.99  # BatchNorm moving-average momentum (Keras' default, the papers')
     clipnorm: float = 0.0  # clip each step's gradient norm at this value; 0 = off (the papers')
+    average_epochs: int = 0  # the model is the mean of its last N epochs' weights; 0 = best epoch
     synthetic_count: int = 1200  # training images of the embedded synthetic data set
     ae_stages: tuple[int, ...] = (300, 200, 100, 150, 150)  # paper 2, Table 2
     baselines: tuple[str, ...] = ("xception", "vgg16", "inception_v3", "mobilenet")
@@ -128,6 +129,10 @@ class Config:
             )
         if not (0 <= self.bn_momentum < 1):
             problems.append(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.average_epochs < 0:
+            problems.append(
+                f"average_epochs must be 0 (off) or positive, got {self.average_epochs}"
+            )
         if self.clipnorm < 0:
             problems.append(f"clipnorm must be 0 (off) or positive, got {self.clipnorm}")
         if not isinstance(self.deterministic, bool):

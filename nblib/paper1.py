@@ -60,6 +60,7 @@ def metrics(model, history: pd.DataFrame, scores: evaluation.Scores, parts: dict
         "mean_predictor": scores.mean,
         "epochs_run": len(history),
         "best_epoch": history.attrs.get("best_epoch"),
+        "averaged_epochs": history.attrs.get("averaged_epochs"),  # None: the best epoch's weights
         "stopped_early": history.attrs.get("stopped_early"),
         "train_seconds": training.train_seconds(history),
         "params_count": count_params(model),

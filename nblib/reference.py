@@ -35,5 +35,6 @@ PAPER_TRAINING = {
     "warmup_epochs": 0,
     "bn_momentum": 0.99,
     "clipnorm": 0.0,
+    "average_epochs": 0,
 }
 PAPER2_BASELINES = ("xception", "vgg16", "inception_v3", "mobilenet")

@@ -54,7 +54,9 @@ def dataset(source) -> tf.data.Dataset:
     # seconds per epoch. A fixed prefetch depth keeps the model fed without it.
     opts.autotune.enabled = False
     opts.deterministic = True
-    return ds.with_options(opts)
+    ds = ds.with_options(opts)
+    ds.source = source  # its arrays, for a pass in fixed order (training.reestimate_batch_norm)
+    return ds
 
 
 def gradient(fn, x):

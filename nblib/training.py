@@ -238,6 +238,7 @@ class _Checkpointer(keras.callbacks.Callback):
         self.progress_total = max(total, progress_total or 0)
         self.mode_min = "acc" not in monitor and "r2" not in monitor
         self.first_epoch = None  # this call's first epoch, whose time includes graph building
+        self.average = _Average(ckpt, state, total, averaged_epochs(cfg, total))
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.first_epoch is None:
@@ -275,7 +276,9 @@ class _Checkpointer(keras.callbacks.Callback):
             self.model.stop_training = True
             self.state["stopped_early"] = True
         self.state["epoch"] = epoch + 1
+        self.average.add(self.model, epoch + 1)  # before the state that vouches for it
         _save_checkpoint(self.model, self.ckpt, self.state)
+        self.average.forget_older()
         results.write_csv(self.history_path, pd.DataFrame(self.rows))
         self._progress(epoch + 1, row)
 
@@ -296,6 +299,104 @@ class _Checkpointer(keras.callbacks.Callback):
             + f"; {row['seconds']:.0f} s/epoch, ETA {results.duration(left)}",
             flush=True,
         )
+
+
+def averaged_epochs(cfg, total: int) -> int:
+    """How many final epochs' weights the model is averaged over (``cfg.average_epochs``, at
+    most ``total``); 0: the model is the best epoch's, by the monitored validation metric."""
+    return max(0, min(int(getattr(cfg, "average_epochs", 0) or 0), total))
+
+
+class _Average:
+    """The running mean of the weights at the end of each of a training's last ``k`` epochs.
+
+    Under a cosine schedule those epochs take small steps around one minimum; their mean (tail
+    averaging, as in stochastic weight averaging) is steadier than any single epoch, whose test
+    error can swing by months from one epoch to the next on small data, and unlike "the best
+    epoch" it does not hang on a small validation set's noise. Checkpointed
+    as ``average-<epoch>.weights.npz`` named in the state, so a killed run resumes it exactly.
+    Integer variables (the flips' random states) are not averaged.
+    """
+
+    def __init__(self, ckpt: Path, state: dict, total: int, k: int):
+        self.ckpt, self.state, self.first = ckpt, state, total - k + 1
+        self.k, self.arrays, self.count = k, None, 0
+        name = state.get("average_file")
+        if k and name and (ckpt / name).is_file():
+            with np.load(ckpt / name) as saved:
+                self.count = int(saved["count"])
+                self.arrays = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
+
+    def add(self, model: keras.Model, epoch: int) -> None:
+        if not self.k or epoch < self.first:
+            return
+        now = [keras.ops.convert_to_numpy(v) for v in model.weights]
+        if self.arrays is None or len(self.arrays) != len(now):
+            self.arrays, self.count = [a.astype(np.float64) for a in now], 1
+        else:
+            self.count += 1
+            for a, w in zip(self.arrays, now, strict=True):
+                a += (w - a) / self.count
+        name = f"average-{epoch:03d}.weights.npz"
+        arrays = {f"w{i}": a for i, a in enumerate(self.arrays)}
+        with results.atomic_path(self.ckpt / name) as tmp, open(tmp, "wb") as f:
+            np.savez(f, count=np.array(self.count), **arrays)
+        self.state.update(average_file=name, averaged=[self.first, epoch])
+
+    def forget_older(self) -> None:
+        for f in self.ckpt.glob("average-*.weights.npz"):
+            if f.name != self.state.get("average_file"):
+                f.unlink(missing_ok=True)
+
+
+def _load_average(model: keras.Model, path: Path) -> None:
+    """Load the averaged weights; integer variables keep their current values."""
+    with np.load(path) as saved:
+        arrays = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
+    if [a.shape for a in arrays] != [tuple(v.shape) for v in model.weights]:
+        raise RuntimeError(f"{path} holds the weights of another model; delete its folder")
+    for v, a in zip(model.weights, arrays, strict=True):
+        if np.issubdtype(np.dtype(keras.backend.standardize_dtype(v.dtype)), np.floating):
+            v.assign(a.astype(keras.backend.standardize_dtype(v.dtype)))
+
+
+def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
+    """Recompute every BatchNorm's moving mean and variance as the average over the training
+    images of their batch statistics, the model's weights fixed ("precise BN").
+
+    After weights are averaged, the moving statistics gathered along the way belong to none of
+    the weights they are used with; this makes them the averaged model's own. One pass over the
+    training images in their fixed order, batches of ``batch_size``, with the model's random
+    augmentation as in training. Returns the number of batches (0: no BatchNorm).
+    """
+    from nblib import pipeline
+
+    bns = [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    if not bns:
+        return 0
+    source = getattr(train_ds, "source", None)
+    if source is not None:
+        plain = pipeline.BatchSource(
+            source.images, source.labels, batch_size, False, None, source.seed, source.extra
+        )
+        batches = (plain[i][0] for i in range(len(plain)))
+    else:  # a feed not made by nblib.pipeline: one epoch of it, in its own order
+        batches = (b[0] if isinstance(b, tuple | list) else b for b in train_ds)
+    momenta = [layer.momentum for layer in bns]
+    k = 0
+    try:
+        for k, x in enumerate(batches):
+            for layer in bns:  # moving = mean of the batches so far
+                layer.momentum = k / (k + 1)
+            model(x, training=True)
+    finally:
+        for layer, m in zip(bns, momenta, strict=True):
+            layer.momentum = m
+    return k + 1
 
 
 def _seed_states(model: keras.Model) -> list:
@@ -473,9 +574,25 @@ def fit(
             f"Trained epochs {start + 1}-{state['epoch']} in {wall:.0f} s "
             f"({inside:.0f} s inside epochs, {wall - inside:.0f} s around them)"
         )
-    if restore_best and (ckpt / runfiles.BEST_WEIGHTS).is_file():
-        _load_weights(model, ckpt / runfiles.BEST_WEIGHTS)
     history = pd.DataFrame(rows)
+    averaged = state.get("averaged") if averaged_epochs(cfg, total) else None
+    if averaged and state.get("average_file") and (ckpt / state["average_file"]).is_file():
+        _load_average(model, ckpt / state["average_file"])
+        t0 = time.perf_counter()
+        n = reestimate_batch_norm(model, train_ds, cfg.batch_size)
+        took = time.perf_counter() - t0
+        print(
+            f"The model is the average of the weights of epochs {averaged[0]}-{averaged[1]}"
+            + (
+                f", batch-norm statistics re-estimated on the training images ({took:.0f} s)"
+                if n
+                else ""
+            )
+        )
+        history.attrs["averaged_epochs"] = list(averaged)
+        history.attrs["average_seconds"] = took
+    elif restore_best and (ckpt / runfiles.BEST_WEIGHTS).is_file():
+        _load_weights(model, ckpt / runfiles.BEST_WEIGHTS)
     history.attrs["best_epoch"] = state.get("best_epoch")
     history.attrs["stopped_early"] = state.get("stopped_early", False)
     return history
@@ -502,6 +619,7 @@ def _signature(model: keras.Model, cfg) -> str:
         "patience",
         "bn_momentum",
         "clipnorm",
+        "average_epochs",
     )
     d = cfg.to_dict()
     text = (
@@ -512,5 +630,8 @@ def _signature(model: keras.Model, cfg) -> str:
 
 
 def train_seconds(history: pd.DataFrame) -> float:
-    """Training time summed over epochs (resumed runs included)."""
-    return float(history["seconds"].sum()) if "seconds" in history else float("nan")
+    """Training time summed over epochs (resumed runs included), with the batch-norm pass of an
+    averaged model."""
+    if "seconds" not in history:
+        return float("nan")
+    return float(history["seconds"].sum()) + float(history.attrs.get("average_seconds", 0.0))

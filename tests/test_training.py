@@ -94,6 +94,93 @@ def test_killed_training_resumes_to_the_same_end(tmp_path, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+class _Capture(keras.callbacks.Callback):
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen[epoch + 1] = [np.array(w) for w in self.model.get_weights()]
+
+
+def _bn_model():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, name="hidden"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def _fit_with(monkeypatch, model, train, val, cfg, *extra):
+    original_fit = keras.Model.fit
+    monkeypatch.setattr(
+        keras.Model,
+        "fit",
+        lambda self, *a, **k: original_fit(
+            self, *a, **{**k, "callbacks": [*k["callbacks"], *extra]}
+        ),
+    )
+    try:
+        return training.fit(model, train, val, cfg, verbose=0)
+    finally:
+        monkeypatch.setattr(keras.Model, "fit", original_fit)
+
+
+def test_averaged_model_is_the_mean_of_the_last_epochs_with_its_own_batch_norm_statistics(
+    tmp_path, monkeypatch, capsys
+):
+    train, val = _problem()
+    cfg = _cfg(tmp_path / "a", average_epochs=3)
+    m = _bn_model()
+    training.compile_model(m, cfg, loss="mse")
+    seen = {}
+    h = _fit_with(monkeypatch, m, train, val, cfg, _Capture(seen))
+    assert h.attrs["averaged_epochs"] == [4, 6]
+    assert "average of the weights of epochs 4-6" in capsys.readouterr().out
+    names = [v.path for v in m.weights]
+    final = {n: np.array(v) for n, v in zip(names, m.weights, strict=True)}
+    bn = m.get_layer("bn")
+    for i, n in enumerate(names):
+        if "moving" not in n:  # trainable weights: the plain mean of epochs 4, 5 and 6
+            want = np.mean([seen[e][i] for e in (4, 5, 6)], axis=0)
+            np.testing.assert_allclose(final[n], want, rtol=1e-5, atol=1e-6)
+    # moving statistics: the mean over the training batches of the averaged model's batch statistics
+    dense = m.get_layer("hidden")
+    stats = [np.array(dense(x)) for x, _ in train]
+    np.testing.assert_allclose(
+        np.array(bn.moving_mean),
+        np.mean([s.mean(axis=0) for s in stats], axis=0),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        np.array(bn.moving_variance),
+        np.mean([s.var(axis=0) for s in stats], axis=0),
+        rtol=1e-3,
+        atol=1e-5,
+    )
+    assert bn.momentum == cfg.bn_momentum  # put back after the pass
+
+    # killed inside the averaged epochs, resumed in a new model: the same averaged end
+    cfg_b = _cfg(tmp_path / "b", average_epochs=3)
+    b = _bn_model()
+    training.compile_model(b, cfg_b, loss="mse")
+    with pytest.raises(KeyboardInterrupt):
+        _fit_with(monkeypatch, b, train, val, cfg_b, _Kill(5))
+    fresh = _bn_model()
+    training.compile_model(fresh, cfg_b, loss="mse")
+    training.fit(fresh, train, val, cfg_b, verbose=0)
+    for x, y in zip(fresh.get_weights(), m.get_weights(), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    assert [f.name for f in cfg_b.run_dir.glob("checkpoints/main/average-*")] == [
+        "average-006.weights.npz"
+    ]
+
+
 def test_early_stopping_restores_the_best_weights(tmp_path):
     train, _ = _problem(0)
     _, val = _problem(
