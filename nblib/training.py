@@ -314,33 +314,34 @@ class _Average:
     averaging, as in stochastic weight averaging) is steadier than any single epoch, whose test
     error can swing by months from one epoch to the next on small data, and unlike "the best
     epoch" it does not hang on a small validation set's noise. Checkpointed
-    as ``average-<epoch>.weights.npz`` named in the state, so a killed run resumes it exactly.
-    Integer variables (the flips' random states) are not averaged.
+    as ``average-<epoch>.weights.npz`` named in the state, so a killed run resumes it exactly;
+    the state's ``averaged`` (first and last epoch) gives the count. Integer variables (the
+    flips' random states) are not averaged: they keep the latest epoch's values.
     """
 
     def __init__(self, ckpt: Path, state: dict, total: int, k: int):
-        self.ckpt, self.state, self.first = ckpt, state, total - k + 1
-        self.k, self.arrays, self.count = k, None, 0
+        self.ckpt, self.state, self.first, self.k = ckpt, state, total - k + 1, k
+        self.arrays = None
         name = state.get("average_file")
         if k and name and (ckpt / name).is_file():
             with np.load(ckpt / name) as saved:
-                self.count = int(saved["count"])
-                self.arrays = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
+                self.arrays = [saved[f"w{i}"] for i in range(len(saved.files))]
 
     def add(self, model: keras.Model, epoch: int) -> None:
         if not self.k or epoch < self.first:
             return
         now = [keras.ops.convert_to_numpy(v) for v in model.weights]
-        if self.arrays is None or len(self.arrays) != len(now):
-            self.arrays, self.count = [a.astype(np.float64) for a in now], 1
+        count = epoch - self.first + 1
+        if self.arrays is None or count == 1:
+            self.arrays = [a.astype(np.float64) if _floating(a) else a for a in now]
         else:
-            self.count += 1
-            for a, w in zip(self.arrays, now, strict=True):
-                a += (w - a) / self.count
+            for i, w in enumerate(now):
+                if _floating(w):
+                    self.arrays[i] += (w - self.arrays[i]) / count
+                else:
+                    self.arrays[i] = w
         name = f"average-{epoch:03d}.weights.npz"
-        arrays = {f"w{i}": a for i, a in enumerate(self.arrays)}
-        with results.atomic_path(self.ckpt / name) as tmp, open(tmp, "wb") as f:
-            np.savez(f, count=np.array(self.count), **arrays)
+        _write_npz(self.ckpt / name, w=self.arrays)
         self.state.update(average_file=name, averaged=[self.first, epoch])
 
     def forget_older(self) -> None:
@@ -349,15 +350,8 @@ class _Average:
                 f.unlink(missing_ok=True)
 
 
-def _load_average(model: keras.Model, path: Path) -> None:
-    """Load the averaged weights; integer variables keep their current values."""
-    with np.load(path) as saved:
-        arrays = [saved[f"w{i}"] for i in range(len(saved.files) - 1)]
-    if [a.shape for a in arrays] != [tuple(v.shape) for v in model.weights]:
-        raise RuntimeError(f"{path} holds the weights of another model; delete its folder")
-    for v, a in zip(model.weights, arrays, strict=True):
-        if np.issubdtype(np.dtype(keras.backend.standardize_dtype(v.dtype)), np.floating):
-            v.assign(a.astype(keras.backend.standardize_dtype(v.dtype)))
+def _floating(a: np.ndarray) -> bool:
+    return np.issubdtype(a.dtype, np.floating)
 
 
 def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
@@ -577,7 +571,7 @@ def fit(
     history = pd.DataFrame(rows)
     averaged = state.get("averaged") if averaged_epochs(cfg, total) else None
     if averaged and state.get("average_file") and (ckpt / state["average_file"]).is_file():
-        _load_average(model, ckpt / state["average_file"])
+        _load_weights(model, ckpt / state["average_file"])
         t0 = time.perf_counter()
         n = reestimate_batch_norm(model, train_ds, cfg.batch_size)
         took = time.perf_counter() - t0
