@@ -74,6 +74,7 @@ class Recipe:
     crop: str = "none"  # "none" | "hand"
     augment: bool = False
     robust: bool = False  # standardised target + Huber loss, else MSLE on months (paper 1's)
+    long: bool = False  # trained ``long_epochs`` epochs instead of the ladder's ``epochs``
 
     def preprocessing(self, image_size: int) -> preprocess.Preprocessing:
         return preprocess.Preprocessing(size=image_size, crop=self.crop, contrast=self.contrast)
@@ -87,21 +88,32 @@ LADDER = (  # (key, what the rung adds, the change to the previous rung's recipe
     ("augment", "+ rotation, scale, shift, brightness, contrast", {"augment": True}),
     ("robust", "+ standardised target, Huber loss", {"robust": True}),
 )
+LONG = "long"  # the last rung, present when ``long_epochs`` > 0: the whole recipe trained longer
 FLIPS = ((False, False), (True, False), (False, True), (True, True))  # test-time augmentation
 
 
-def ladder(only: tuple[str, ...] = ()) -> list[tuple[str, str, Recipe]]:
+def ladder(
+    only: tuple[str, ...] = (), long_epochs: int = 0, epochs: int = 0
+) -> list[tuple[str, str, Recipe]]:
     """The rungs in order, each recipe holding every ingredient added so far; ``only`` keeps the
     named rungs (their recipes still hold every earlier ingredient, and a rung's label names
-    the ingredients of the rungs left out before it)."""
-    unknown = sorted(set(only) - {key for key, _, _ in LADDER})
+    the ingredients of the rungs left out before it). With ``long_epochs`` > 0 a last rung,
+    ``long``, trains the whole recipe for ``long_epochs`` epochs instead of ``epochs``: on small
+    data a from-scratch network is still underfitting after the ladder's epochs, and how much
+    more training buys is then an ingredient of its own, measured like the others."""
+    steps = list(LADDER)
+    if long_epochs:
+        steps.append((LONG, f"+ {long_epochs} epochs instead of {epochs}", {"long": True}))
+    unknown = sorted(set(only) - {key for key, _, _ in steps})
     if unknown:
+        hint = " (long needs long_epochs > 0)" if LONG in unknown else ""
         raise ValueError(
             f"rungs: unknown {', '.join(unknown)}; the rungs are "
-            + ", ".join(key for key, _, _ in LADDER)
+            + ", ".join(key for key, _, _ in steps)
+            + hint
         )
     out, kw, skipped = [], {}, []
-    for key, label, change in LADDER:
+    for key, label, change in steps:
         kw = {**kw, **change}
         if not only or key in only:
             out.append((key, "; ".join([*skipped, label]), Recipe(**kw)))
@@ -305,7 +317,8 @@ def train_rung(cfg, key, label, recipe, images, parts, sex) -> Rung:
     )
     loss = standardized_huber(mean, sd) if recipe.robust else "msle"
     training.compile_model(model, cfg, loss=loss)
-    history = training.fit(model, ds["train"], ds["validation"], cfg, tag=key)
+    epochs = cfg.long_epochs if recipe.long else cfg.epochs
+    history = training.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
     s_val = sex["validation"] if recipe.sex else None
     s_test = sex["test"] if recipe.sex else None
     return Rung(
@@ -404,7 +417,7 @@ def variants(cfg, faithful: dict[str, dict]) -> dict[str, preprocess.Preprocessi
     """Every input variant the ladder and the ensemble need, named ``<crop>-<contrast>[@size]``."""
     out = {
         f"input_{recipe_variant(r)}": r.preprocessing(cfg.image_size)
-        for _, _, r in ladder(cfg.rungs)
+        for _, _, r in ladder(cfg.rungs, cfg.long_epochs, cfg.epochs)
     }
     for nb, run in faithful.items():
         if run["model"] is not None and run["split"] == cfg.split and run["image_size"]:
@@ -425,7 +438,7 @@ def inputs(cfg, parts: dict[str, pd.DataFrame], faithful: dict[str, dict]):
 
 def train_ladder(cfg, parts, images, sex) -> list[Rung]:
     """Train every rung in order; save each model with its preprocessing sidecar."""
-    rungs, todo = [], ladder(cfg.rungs)
+    rungs, todo = [], ladder(cfg.rungs, cfg.long_epochs, cfg.epochs)
     for i, (key, label, recipe) in enumerate(todo, start=1):
         print(f"[progress] 08 rung {i}/{len(todo)}: {key} ({label})", flush=True)
         rung = train_rung(cfg, key, label, recipe, images, parts, sex)

@@ -91,6 +91,7 @@ class Config:
     baseline_weights: str = "imagenet"  # "imagenet" | "none"
     backbone: str = "resnet18"  # 08's trunk: "resnet18" (basic blocks) | "resnet50" (paper 1's)
     rungs: tuple[str, ...] = ()  # 08's ladder rungs to train; () = all (see nblib.beyond.LADDER)
+    long_epochs: int = 0  # 08's last rung "long": the whole recipe this many epochs; 0 = none
 
     def __post_init__(self) -> None:
         problems = []
@@ -143,6 +144,12 @@ class Config:
             problems.append(
                 f"ae_stages must be a non-empty list of positive epoch counts, got {self.ae_stages}"
             )
+        if self.long_epochs < 0:
+            problems.append(
+                f"long_epochs must be 0 (no long rung) or positive, got {self.long_epochs}"
+            )
+        if "long" in self.rungs and not self.long_epochs:
+            problems.append("rungs: the long rung needs long_epochs > 0")
         if self.backbone not in ("resnet18", "resnet50"):
             problems.append(f"backbone must be resnet18 or resnet50, got {self.backbone!r}")
         if self.baseline_weights not in ("imagenet", "none"):

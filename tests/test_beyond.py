@@ -3,13 +3,15 @@ the decode-once inputs and the (image, sex) feed."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import beyond, pipeline, preprocess
+from nblib import beyond, config, pipeline, preprocess
 
 
 def test_ladder_is_cumulative_and_refuses_unknown_rungs():
@@ -115,3 +117,47 @@ def test_feed_pairs_each_image_with_its_sex(feed):
     assert seen == n
     with pytest.raises(ValueError, match="uint8"):
         pipeline.make_dataset(df, 8, 4, training=False, images=images.astype(np.float32))
+
+
+def test_long_rung_trains_the_whole_recipe_for_long_epochs(tmp_path):
+    rungs = beyond.ladder((), long_epochs=5, epochs=2)
+    key, label, recipe = rungs[-1]
+    assert key == "long" and label == "+ 5 epochs instead of 2"
+    assert recipe == dataclasses.replace(rungs[-2][2], long=True)  # one ingredient more
+    assert [k for k, _, _ in beyond.ladder()] == [k for k, _, _ in beyond.LADDER]  # off by default
+    with pytest.raises(ValueError, match="long needs long_epochs"):
+        beyond.ladder(("long",))
+    with pytest.raises(config.ConfigError, match="long rung needs long_epochs"):
+        config.make("08_beyond", "smoke", rungs=["long"], long_epochs=0)
+
+    cfg = config.make(
+        "08_beyond",
+        "smoke",
+        output_dir=tmp_path,
+        image_size=32,
+        width=0.125,
+        batch_size=4,
+        epochs=1,
+        long_epochs=2,
+        rungs=["long"],
+        average_epochs=0,
+    )
+    rng = np.random.default_rng(0)
+    parts = {
+        s: pd.DataFrame(
+            {
+                "path": [f"{s}{i}" for i in range(n)],
+                "boneage": rng.uniform(20, 200, n),
+                "male": np.arange(n) % 2 == 0,
+            }
+        )
+        for s, n in (("train", 8), ("validation", 4), ("test", 4))
+    }
+    name = "input_" + beyond.recipe_variant(recipe)
+    images = {
+        name: {s: rng.integers(0, 255, (len(p), 32, 32), dtype=np.uint8) for s, p in parts.items()}
+    }
+    sex = {s: p["male"].to_numpy(np.float32) for s, p in parts.items()}
+    rung = beyond.train_rung(cfg, key, label, recipe, images, parts, sex)
+    assert list(rung.history["epoch"]) == [1, 2]  # long_epochs, not epochs
+    assert rung.test.shape == (len(beyond.FLIPS), 4)
