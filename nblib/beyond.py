@@ -123,6 +123,11 @@ def ladder(
     return out
 
 
+def ladder_of(cfg) -> list[tuple[str, str, Recipe]]:
+    """The ladder a configuration trains: its ``rungs``, with ``long`` when ``long_epochs`` > 0."""
+    return ladder(cfg.rungs, cfg.long_epochs, cfg.epochs)
+
+
 # ---------------------------------------------------------------------------------------------
 # Inputs: one decode per image, every variant from it
 
@@ -416,8 +421,7 @@ def faithful_runs(cfg) -> dict[str, dict]:
 def variants(cfg, faithful: dict[str, dict]) -> dict[str, preprocess.Preprocessing]:
     """Every input variant the ladder and the ensemble need, named ``<crop>-<contrast>[@size]``."""
     out = {
-        f"input_{recipe_variant(r)}": r.preprocessing(cfg.image_size)
-        for _, _, r in ladder(cfg.rungs, cfg.long_epochs, cfg.epochs)
+        f"input_{recipe_variant(r)}": r.preprocessing(cfg.image_size) for _, _, r in ladder_of(cfg)
     }
     for nb, run in faithful.items():
         if run["model"] is not None and run["split"] == cfg.split and run["image_size"]:
@@ -438,7 +442,7 @@ def inputs(cfg, parts: dict[str, pd.DataFrame], faithful: dict[str, dict]):
 
 def train_ladder(cfg, parts, images, sex) -> list[Rung]:
     """Train every rung in order; save each model with its preprocessing sidecar."""
-    rungs, todo = [], ladder(cfg.rungs, cfg.long_epochs, cfg.epochs)
+    rungs, todo = [], ladder_of(cfg)
     for i, (key, label, recipe) in enumerate(todo, start=1):
         print(f"[progress] 08 rung {i}/{len(todo)}: {key} ({label})", flush=True)
         rung = train_rung(cfg, key, label, recipe, images, parts, sex)
