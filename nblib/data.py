@@ -314,12 +314,68 @@ def image_problems(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["id", "path", "reason"])
 
 
+CHECKS_VERSION = 1  # part of the checks cache's key: raise it when the checks or resize change
+CHECKS_CACHE_MAX_BYTES = 2**31  # larger decodes (full RSNA at 450 px) are not cached on disk
+
+
+def _checks_cache_file(cache_dir: Path | str, paths: list[str], image_size: int) -> Path | None:
+    """Where the checks of ``paths`` at ``image_size`` are cached: the name digests the version
+    of the checks and every file's path, size and modification time, so that a changed, added or
+    removed image makes a new key (None when a file cannot be stat-ed)."""
+    h = hashlib.sha1(f"checks v{CHECKS_VERSION} {image_size}".encode())
+    try:
+        for p in paths:
+            st = os.stat(p)
+            h.update(f"\n{p}|{st.st_size}|{st.st_mtime_ns}".encode())
+    except OSError:
+        return None
+    return Path(cache_dir) / f"checks-{image_size}-{h.hexdigest()[:20]}.npz"
+
+
+def _read_checks(path: Path, paths: list[str]) -> list[tuple] | None:
+    """The verdicts ``(problem, warning, image)`` cached in ``path`` for ``paths``, or None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if z["paths"].tolist() != paths:
+                return None
+            images, problems, warnings = z["images"], z["problems"], z["warnings"]
+    except (OSError, ValueError, KeyError):  # unreadable or partial: decode again
+        return None
+    out, k = [], 0
+    for problem, warning in zip(problems.tolist(), warnings.tolist(), strict=True):
+        image = None
+        if not problem:
+            image, k = images[k], k + 1
+        out.append((problem or None, warning or None, image))
+    return out
+
+
+def _write_checks(path: Path, paths: list[str], verdicts: list[tuple], image_size: int) -> None:
+    """Cache the verdicts of ``paths`` (atomically), replacing older caches at this size."""
+    good = [v[2] for v in verdicts if v[2] is not None]
+    images = np.stack(good) if good else np.zeros((0, image_size, image_size), np.uint8)
+    if images.nbytes > CHECKS_CACHE_MAX_BYTES:
+        return
+    for old in path.parent.glob(f"checks-{image_size}-*.npz"):
+        old.unlink(missing_ok=True)
+    with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            paths=np.array(paths, dtype=str),
+            problems=np.array([v[0] or "" for v in verdicts], dtype=str),
+            warnings=np.array([v[1] or "" for v in verdicts], dtype=str),
+            images=images,
+        )
+
+
 def inspect_images(
-    df: pd.DataFrame, image_size: int | None = None
+    df: pd.DataFrame, image_size: int | None = None, cache_dir: Path | str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Headers first, then a full decode of every image: ``(problems, warnings)``, each
     ``[id, path, reason]``. With ``image_size``, the good images, resized, go into the
-    pipeline's cache: this check is then the run's only decode of each file.
+    pipeline's cache: this check is then the run's only decode of each file. With
+    ``cache_dir`` too, the verdicts and decodes are kept on disk for the next notebook of the
+    run, which reads them instead of decoding again as long as no image file changed.
 
     Decoding every image before training finds a damaged image body (which the header check
     cannot see) and blank, tiny, alpha-only or inverted pictures, so that nothing fails or goes
@@ -328,13 +384,19 @@ def inspect_images(
     cols = ["id", "path", "reason"]
     head = image_problems(df)
     rest = df[~df["id"].isin(head["id"])]
-    workers = min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        known = pipeline.known_images(image_size) if image_size else {}
-        verdicts = list(
-            ex.map(lambda p: pipeline.inspect_image(p, image_size, known), rest["path"])
-        )
-    good = [(str(p), v[2]) for p, v in zip(rest["path"], verdicts, strict=True) if v[2] is not None]
+    paths = [str(p) for p in rest["path"]]
+    disk = _checks_cache_file(cache_dir, paths, image_size) if cache_dir and image_size else None
+    verdicts = _read_checks(disk, paths) if disk is not None and disk.is_file() else None
+    if verdicts is not None:
+        pipeline.remember_verdicts(paths, [v[:2] for v in verdicts])
+    else:
+        workers = min(8, (os.cpu_count() or 1) * 2)
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            known = pipeline.known_images(image_size) if image_size else {}
+            verdicts = list(ex.map(lambda p: pipeline.inspect_image(p, image_size, known), paths))
+        if disk is not None:
+            _write_checks(disk, paths, verdicts, image_size)
+    good = [(p, v[2]) for p, v in zip(paths, verdicts, strict=True) if v[2] is not None]
     if good:
         pipeline.remember([p for p, _ in good], image_size, np.stack([im for _, im in good]))
     problems, warnings = [head], []
@@ -384,6 +446,7 @@ def load_dataset(
     drop_bad: bool = False,
     check_images: bool = True,
     image_size: int | None = None,
+    cache_dir: Path | str | None = None,
 ) -> pd.DataFrame:
     """Read every label table of ``data_dir`` and check every image (header, then a full decode).
 
@@ -393,7 +456,8 @@ def load_dataset(
     (unknown header, no rows) still raises, since dropping it would silently drop a whole split.
     Images that are probably wrong but usable (inverted) are kept, printed, and listed in
     ``df.attrs["warnings"]`` (same records). With ``image_size`` the check's decodes, resized,
-    are what the pipeline feeds (one decode per image per run).
+    are what the pipeline feeds; with ``cache_dir`` as well they are kept on disk, so that the
+    notebooks of one run decode each image once between them (:func:`inspect_images`).
     """
     data_dir = Path(data_dir)
     _check_folder(data_dir, "Data folder")
@@ -427,7 +491,7 @@ def load_dataset(
         df = df[~cross_dup]
     warnings = pd.DataFrame(columns=["id", "path", "reason"])
     if check_images:
-        img, warnings = inspect_images(df, image_size)
+        img, warnings = inspect_images(df, image_size, cache_dir)
         if not img.empty:
             problems.append(img)
             df = df[~df["id"].isin(img["id"])]
@@ -675,10 +739,16 @@ class Split:
 
 def split_for(cfg) -> Split:
     """Load and check ``cfg``'s data, split it (by the saved split list when there is one, else
-    by ``cfg.split``, seeded) and take ``cfg.max_samples`` rows. Writes nothing:
+    by ``cfg.split``, seeded) and take ``cfg.max_samples`` rows. Writes only the checks' cache
+    (``<output_dir>/cache/``, which the run's next notebook reads instead of decoding again):
     :func:`save_split` writes the split list and what the checks found."""
     data_dir = resolve_data_dir(cfg)
-    df = load_dataset(data_dir, drop_bad=cfg.drop_bad, image_size=cfg.image_size)
+    df = load_dataset(
+        data_dir,
+        drop_bad=cfg.drop_bad,
+        image_size=cfg.image_size,
+        cache_dir=Path(cfg.output_dir) / runfiles.IMAGE_CHECKS,
+    )
     dropped = df.attrs.pop("dropped", [])
     warnings = df.attrs.pop("warnings", [])
     path = split_file(cfg)
@@ -711,7 +781,7 @@ def save_split(cfg, split: Split) -> list[Path]:
 
 def load_for(cfg) -> pd.DataFrame:
     """The rows a training notebook uses: loaded, checked, split, subset (:func:`split_for`'s
-    ``rows``, with ``attrs`` dropped, warnings and data_dir). Writes nothing."""
+    ``rows``, with ``attrs`` dropped, warnings and data_dir). Writes no results."""
     split = split_for(cfg)
     df = split.rows
     df.attrs["dropped"] = split.dropped

@@ -125,6 +125,13 @@ def remember(paths: list[str], image_size: int, images: np.ndarray) -> None:
     _CACHE[key], _PATHS[key[0]] = images, list(paths)
 
 
+def remember_verdicts(paths: list[str], verdicts: list[tuple]) -> None:
+    """Record the data checks' ``(problem, warning)`` of ``paths`` (read from a run's cache), so
+    that a later check of the same file in this process needs no decode."""
+    for p, (problem, warning) in zip(paths, verdicts, strict=True):
+        _VERDICTS[str(p)] = (problem, warning)
+
+
 def inspect_image(
     path: str | Path, image_size: int | None = None, known: dict | None = None
 ) -> tuple[str | None, str | None, np.ndarray | None]:

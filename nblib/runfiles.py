@@ -1,7 +1,8 @@
 """The names of a run's result files, in one place: every writer and every reader imports them.
 
 A run's output folder holds one folder per notebook (``03_resnet50/`` ...) and the split lists
-(``splits/<protocol>.csv``). In each notebook's folder: ``metrics.json`` (parameters, metrics,
+(``splits/<protocol>.csv``), and ``cache/`` (the data checks' decodes, shared by the notebooks of
+the run; safe to delete). In each notebook's folder: ``metrics.json`` (parameters, metrics,
 provenance), ``config.json``, ``history.csv`` per training (``history_<tag>.csv`` where one
 notebook trains several models), ``predictions.csv`` likewise, tables as CSV, figures as PNG,
 the model as ``.keras`` and the checkpoints that let a stopped training continue.
@@ -29,6 +30,7 @@ MODEL = "model.keras"
 DROPPED_ROWS = "dropped_rows.csv"
 DATA_WARNINGS = "data_warnings.csv"
 SPLITS = "splits"
+IMAGE_CHECKS = "cache"  # cache/checks-<S>-<digest>.npz: the checks' verdicts and decodes at S px
 
 # --- paper 2's autoencoder ---------------------------------------------------------------------
 AUTOENCODER = "autoencoder.keras"

@@ -194,7 +194,7 @@ def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
         max_samples=0,
     )
     split = data.split_for(cfg)
-    assert not cfg.run_dir.exists()  # checking and splitting write nothing
+    assert not cfg.run_dir.exists()  # checking and splitting write no results
     data.save_split(cfg, split)
     df = split.rows
     assert len(df) == 21 and "4" in set(df["id"])  # the inverted image is kept, with a warning
@@ -202,6 +202,45 @@ def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
     assert warned["id"].tolist() == ["4"] and "inverted" in warned["reason"][0]
     dropped = pd.read_csv(cfg.run_dir / "dropped_rows.csv", dtype={"id": str})
     assert sorted(dropped["id"]) == ["1", "2", "3"]
+
+
+def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
+    # The first notebook's checks are cached in the run folder: the next notebook (a new process,
+    # here a cleared cache) decodes nothing and finds the same rows, drops and warnings.
+    folder = _folder(tmp_path, n=24, images=_bad_images)
+    cfg = config.make(
+        "03_resnet50",
+        "smoke",
+        data_dir=str(folder),
+        output_dir=str(tmp_path / "o"),
+        drop_bad=True,
+        max_samples=0,
+    )
+
+    def notebook():
+        pipeline.clear_cache()
+        before = pipeline.DECODES["count"]
+        split = data.split_for(cfg)
+        images = pipeline.load_images(split.rows, cfg.image_size).copy()
+        return split, images, pipeline.DECODES["count"] - before
+
+    first, first_images, decoded_first = notebook()
+    assert decoded_first >= 21  # every image whose header is sound
+    second, second_images, decoded = notebook()
+    assert decoded == 0
+    pd.testing.assert_frame_equal(first.rows, second.rows)
+    np.testing.assert_array_equal(first_images, second_images)
+    assert first.dropped == second.dropped and first.warnings == second.warnings
+    assert [w["id"] for w in second.warnings] == ["4"]
+    # a changed image file makes a new key: everything is checked and decoded again
+    changed = folder / "boneage-training-dataset" / "6.png"
+    cv2.imwrite(str(changed), 255 - _hand())
+    third, third_images, decoded = notebook()
+    assert decoded == decoded_first
+    assert [w["id"] for w in third.warnings] == ["4", "6"]
+    i = third.rows.index[third.rows["id"] == "6"][0]
+    assert not np.array_equal(third_images[i], first_images[i])
+    assert len(list((tmp_path / "o" / "cache").glob("checks-*.npz"))) == 1  # the stale one went
 
 
 def test_corrupt_image_body_is_found_before_training(tmp_path):

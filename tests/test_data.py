@@ -209,7 +209,9 @@ def test_dropped_rows_are_recorded(folder, tmp_path):
     table = data.load_for(cfg)
     assert "3" not in set(table["id"]) and len(table) == 28
     assert table.attrs["dropped"][0]["id"] == "3"
-    assert not cfg.run_dir.exists() and not data.split_file(cfg).exists()  # loading never writes
+    assert (
+        not cfg.run_dir.exists() and not data.split_file(cfg).exists()
+    )  # loading writes no results
     written = data.save_split(cfg, data.split_for(cfg))
     assert written[0] == cfg.run_dir / "dropped_rows.csv" and written[-1] == data.split_file(cfg)
     dropped = pd.read_csv(cfg.run_dir / "dropped_rows.csv")
