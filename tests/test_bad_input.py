@@ -177,6 +177,18 @@ def _bad_images(i):
     return _hand()
 
 
+def _dropping(folder, out):
+    """The smoke configuration of notebook 03 on ``folder``, every row, bad rows dropped."""
+    return config.make(
+        "03_resnet50",
+        "smoke",
+        data_dir=str(folder),
+        output_dir=str(out),
+        drop_bad=True,
+        max_samples=0,
+    )
+
+
 def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
     folder = _folder(tmp_path, n=24, images=_bad_images)
     with pytest.raises(data.DataError) as exc:
@@ -185,14 +197,7 @@ def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
     assert set(reasons) == {"1", "2", "3"}
     assert "blank" in reasons["1"] and "1x1" in reasons["2"] and "alpha" in reasons["3"]
     assert "--set drop_bad=true" in str(exc.value)
-    cfg = config.make(
-        "03_resnet50",
-        "smoke",
-        data_dir=str(folder),
-        output_dir=str(tmp_path / "o"),
-        drop_bad=True,
-        max_samples=0,
-    )
+    cfg = _dropping(folder, tmp_path / "o")
     split = data.split_for(cfg)
     assert not cfg.run_dir.exists()  # checking and splitting write no results
     data.save_split(cfg, split)
@@ -208,14 +213,7 @@ def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
     # The first notebook's checks are cached in the run folder: the next notebook (a new process,
     # here a cleared cache) decodes nothing and finds the same rows, drops and warnings.
     folder = _folder(tmp_path, n=24, images=_bad_images)
-    cfg = config.make(
-        "03_resnet50",
-        "smoke",
-        data_dir=str(folder),
-        output_dir=str(tmp_path / "o"),
-        drop_bad=True,
-        max_samples=0,
-    )
+    cfg = _dropping(folder, tmp_path / "o")
 
     def notebook():
         pipeline.clear_cache()
