@@ -351,20 +351,27 @@ def _read_checks(path: Path, paths: list[str]) -> list[tuple] | None:
 
 
 def _write_checks(path: Path, paths: list[str], verdicts: list[tuple], image_size: int) -> None:
-    """Cache the verdicts of ``paths`` (atomically), replacing older caches at this size."""
+    """Cache the verdicts of ``paths`` (atomically), replacing older caches at this size. A cache
+    that cannot be written (a full or read-only disk) is left out with a note: the next notebook
+    then decodes again, and nothing else changes."""
     good = [v[2] for v in verdicts if v[2] is not None]
     images = np.stack(good) if good else np.zeros((0, image_size, image_size), np.uint8)
     if images.nbytes > CHECKS_CACHE_MAX_BYTES:
         return
-    for old in path.parent.glob(f"checks-{image_size}-*.npz"):
-        old.unlink(missing_ok=True)
-    with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f,
-            paths=np.array(paths, dtype=str),
-            problems=np.array([v[0] or "" for v in verdicts], dtype=str),
-            warnings=np.array([v[1] or "" for v in verdicts], dtype=str),
-            images=images,
+    try:
+        for old in path.parent.glob(f"checks-{image_size}-*.npz"):
+            old.unlink(missing_ok=True)
+        with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                paths=np.array(paths, dtype=str),
+                problems=np.array([v[0] or "" for v in verdicts], dtype=str),
+                warnings=np.array([v[1] or "" for v in verdicts], dtype=str),
+                images=images,
+            )
+    except OSError as e:
+        print(
+            f"Note: the data checks' cache {path} was not written ({e}); each notebook decodes again"
         )
 
 

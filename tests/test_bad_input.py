@@ -241,6 +241,18 @@ def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
     assert len(list((tmp_path / "o" / "cache").glob("checks-*.npz"))) == 1  # the stale one went
 
 
+def test_a_cache_that_cannot_be_written_changes_nothing_but_speed(tmp_path, capsys):
+    folder = _folder(tmp_path, n=8)
+    cfg = _dropping(folder, tmp_path / "o")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "cache").write_text("a file where the cache folder would go")
+    pipeline.clear_cache()
+    split = data.split_for(cfg)
+    assert len(split.rows) == 8
+    out = capsys.readouterr().out
+    assert "cache" in out and "was not written" in out and "decodes again" in out
+
+
 def test_corrupt_image_body_is_found_before_training(tmp_path):
     folder = _folder(tmp_path, n=8)
     p = folder / "boneage-training-dataset" / "5.png"
