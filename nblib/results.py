@@ -47,9 +47,22 @@ PACKAGES = (
 )
 
 
+def _umask() -> int:
+    """The process's umask (read once, at import: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file: others may read the results
+
+
 @contextmanager
 def atomic_path(path: Path | str, suffix: str | None = None):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
+
+    The file gets the permissions a plainly written file would (``mkstemp`` makes it private), so
+    that a run folder shared with a group or served by JupyterHub stays readable."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -58,6 +71,8 @@ def atomic_path(path: Path | str, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        if os.path.exists(tmp):
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

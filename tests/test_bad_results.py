@@ -300,3 +300,17 @@ def test_two_runs_on_one_folder(tmp_path, capsys):
         except results.FolderLocked:
             assert time.time() < deadline, "the lock of a killed run was not released"
             time.sleep(0.1)
+
+
+def test_results_are_as_readable_as_a_plainly_written_file(tmp_path):
+    # The atomic writes go through mkstemp (private, 0600); the result must not stay private.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    written = [
+        results.write_text(tmp_path / "a.txt", "x"),
+        results.write_json(tmp_path / "b.json", {"a": 1}),
+        results.write_csv(tmp_path / "c.csv", pd.DataFrame({"a": [1]})),
+    ]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, path
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
