@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import struct
+import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -339,8 +340,17 @@ def _read_checks(path: Path, paths: list[str]) -> list[tuple] | None:
             if z["paths"].tolist() != paths:
                 return None
             images, problems, warnings = z["images"], z["problems"], z["warnings"]
-    except (OSError, ValueError, KeyError):  # unreadable or partial: decode again
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        zipfile.BadZipFile,
+    ):  # unreadable: decode again
         return None
+    usable = sum(not p for p in problems.tolist())
+    if images.shape[0] != usable or len(warnings) != len(paths) or len(problems) != len(paths):
+        return None  # not what this version writes: decode again
     out, k = [], 0
     for problem, warning in zip(problems.tolist(), warnings.tolist(), strict=True):
         image = None

@@ -253,6 +253,20 @@ def test_a_cache_that_cannot_be_written_changes_nothing_but_speed(tmp_path, caps
     assert "cache" in out and "was not written" in out and "decodes again" in out
 
 
+def test_a_damaged_cache_is_decoded_again(tmp_path):
+    folder = _folder(tmp_path, n=8)
+    cfg = _dropping(folder, tmp_path / "o")
+    pipeline.clear_cache()
+    first = data.split_for(cfg)
+    (cache,) = (tmp_path / "o" / "cache").glob("checks-*.npz")
+    cache.write_bytes(cache.read_bytes()[:300])  # cut short, as a full disk would leave it
+    pipeline.clear_cache()
+    before = pipeline.DECODES["count"]
+    again = data.split_for(cfg)
+    assert pipeline.DECODES["count"] - before == 8
+    pd.testing.assert_frame_equal(first.rows, again.rows)
+
+
 def test_corrupt_image_body_is_found_before_training(tmp_path):
     folder = _folder(tmp_path, n=8)
     p = folder / "boneage-training-dataset" / "5.png"
