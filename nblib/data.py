@@ -333,43 +333,39 @@ def _checks_cache_file(cache_dir: Path | str, paths: list[str], image_size: int)
     return Path(cache_dir) / f"checks-{image_size}-{h.hexdigest()[:20]}.npz"
 
 
-def _read_checks(path: Path, paths: list[str]) -> list[tuple] | None:
-    """The verdicts ``(problem, warning, image)`` cached in ``path`` for ``paths``, or None."""
+_UNREADABLE_CACHE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _read_checks(path: Path, paths: list[str]) -> tuple[list[tuple], np.ndarray] | None:
+    """The verdicts ``(problem, warning)`` cached in ``path`` for ``paths`` and the decodes of the
+    usable ones (stacked, in order), or None when the file is unreadable or not for ``paths``."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if z["paths"].tolist() != paths:
                 return None
             images, problems, warnings = z["images"], z["problems"], z["warnings"]
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        EOFError,
-        zipfile.BadZipFile,
-    ):  # unreadable: decode again
+    except _UNREADABLE_CACHE:
         return None
     usable = sum(not p for p in problems.tolist())
     if images.shape[0] != usable or len(warnings) != len(paths) or len(problems) != len(paths):
         return None  # not what this version writes: decode again
-    out, k = [], 0
-    for problem, warning in zip(problems.tolist(), warnings.tolist(), strict=True):
-        image = None
-        if not problem:
-            image, k = images[k], k + 1
-        out.append((problem or None, warning or None, image))
-    return out
+    pairs = zip(problems.tolist(), warnings.tolist(), strict=True)
+    return [(p or None, w or None) for p, w in pairs], images
 
 
-def _write_checks(path: Path, paths: list[str], verdicts: list[tuple], image_size: int) -> None:
-    """Cache the verdicts of ``paths`` (atomically), replacing older caches at this size. A cache
-    that cannot be written (a full or read-only disk) is left out with a note: the next notebook
-    then decodes again, and nothing else changes."""
-    good = [v[2] for v in verdicts if v[2] is not None]
-    images = np.stack(good) if good else np.zeros((0, image_size, image_size), np.uint8)
+def _write_checks(
+    path: Path, paths: list[str], verdicts: list[tuple], images: np.ndarray | None, size: int
+) -> None:
+    """Cache the verdicts of ``paths`` and the stacked decodes of the usable ones (atomically),
+    replacing older caches at this size. A cache that cannot be written (a full or read-only
+    disk) is left out with a note: the next notebook then decodes again, and nothing else
+    changes."""
+    if images is None:
+        images = np.zeros((0, size, size), np.uint8)
     if images.nbytes > CHECKS_CACHE_MAX_BYTES:
         return
     try:
-        for old in path.parent.glob(f"checks-{image_size}-*.npz"):
+        for old in path.parent.glob(f"checks-{size}-*.npz"):
             old.unlink(missing_ok=True)
         with results.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(
@@ -403,21 +399,25 @@ def inspect_images(
     rest = df[~df["id"].isin(head["id"])]
     paths = [str(p) for p in rest["path"]]
     disk = _checks_cache_file(cache_dir, paths, image_size) if cache_dir and image_size else None
-    verdicts = _read_checks(disk, paths) if disk is not None and disk.is_file() else None
-    if verdicts is not None:
-        pipeline.remember_verdicts(paths, [v[:2] for v in verdicts])
+    cached = _read_checks(disk, paths) if disk is not None and disk.is_file() else None
+    if cached is not None:
+        verdicts, images = cached
+        good = [p for p, v in zip(paths, verdicts, strict=True) if not v[0]]
+        pipeline.remember_verdicts(paths, verdicts)
     else:
         workers = min(8, (os.cpu_count() or 1) * 2)
         with ThreadPoolExecutor(max_workers=workers) as ex:
             known = pipeline.known_images(image_size) if image_size else {}
-            verdicts = list(ex.map(lambda p: pipeline.inspect_image(p, image_size, known), paths))
+            judged = list(ex.map(lambda p: pipeline.inspect_image(p, image_size, known), paths))
+        verdicts = [v[:2] for v in judged]
+        good = [p for p, v in zip(paths, judged, strict=True) if v[2] is not None]
+        images = np.stack([v[2] for v in judged if v[2] is not None]) if good else None
         if disk is not None:
-            _write_checks(disk, paths, verdicts, image_size)
-    good = [(p, v[2]) for p, v in zip(paths, verdicts, strict=True) if v[2] is not None]
-    if good:
-        pipeline.remember([p for p, _ in good], image_size, np.stack([im for _, im in good]))
+            _write_checks(disk, paths, verdicts, images, image_size)
+    if good:  # one stacked array: the pipeline's cache and the file above share it
+        pipeline.remember(good, image_size, images)
     problems, warnings = [head], []
-    for rid, path, (problem, warning, _) in zip(rest["id"], rest["path"], verdicts, strict=True):
+    for rid, path, (problem, warning) in zip(rest["id"], rest["path"], verdicts, strict=True):
         if problem:
             problems.append(pd.DataFrame([{"id": rid, "path": path, "reason": problem}]))
         elif warning:
