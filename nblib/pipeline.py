@@ -197,28 +197,17 @@ def _key(paths: list[str], image_size: int) -> tuple:
     return (hashlib.sha1("\n".join(paths).encode()).hexdigest(), len(paths), image_size)
 
 
-def load_images(
-    df: pd.DataFrame, image_size: int, progress: bool = True, cache_dir: Path | str | None = None
-) -> np.ndarray:
+def load_images(df: pd.DataFrame, image_size: int, progress: bool = True) -> np.ndarray:
     """uint8 ``[N, S, S]`` images of ``df["path"]``, decoded once per process (memoised).
 
     Rows already decoded for another table at the same size are reused, so a split's subsets
-    cost nothing once the whole table was loaded. ``cache_dir`` adds an ``.npy`` cache on disk
-    that survives between runs (keyed by paths, sizes on disk and ``S``).
+    cost nothing once the whole table was loaded. Between the notebooks of a run, the data
+    checks' cache (``data.inspect_images``) keeps the decodes on disk.
     """
     paths = [str(p) for p in df["path"]]
     key = _key(paths, image_size)
     if key in _CACHE:
         return _CACHE[key]
-    disk = None
-    if cache_dir:
-        h = hashlib.sha1(key[0].encode())
-        for p in paths:
-            h.update(str(os.path.getsize(p)).encode())
-        disk = Path(cache_dir) / f"images-{image_size}-{h.hexdigest()[:16]}.npy"
-        if disk.is_file():
-            _CACHE[key], _PATHS[key[0]] = np.load(disk), paths
-            return _CACHE[key]
     known = known_images(image_size)
     out = np.empty((len(paths), image_size, image_size), np.uint8)
     todo = []
@@ -243,11 +232,6 @@ def load_images(
         if bar:
             bar.close()
     _CACHE[key], _PATHS[key[0]] = out, paths
-    if disk is not None:
-        from nblib import results
-
-        with results.atomic_path(disk) as tmp:
-            np.save(tmp, out)
     return out
 
 
@@ -275,7 +259,6 @@ def make_dataset(
     training: bool,
     target: str | None = "boneage",
     seed: int = 0,
-    cache_dir: Path | str | None = None,
     feed: str = "auto",
     images: np.ndarray | None = None,
     sex: np.ndarray | None = None,
@@ -302,7 +285,7 @@ def make_dataset(
     if target not in ("boneage", "image", None):
         raise ValueError(f"target must be 'boneage', 'image' or None, got {target!r}")
     if images is None:
-        images = load_images(df, image_size, cache_dir=cache_dir)
+        images = load_images(df, image_size)
     elif images.shape[:3] != (len(df), image_size, image_size) or images.dtype != np.uint8:
         raise ValueError(
             f"images must be uint8 [{len(df)}, {image_size}, {image_size}], "

@@ -174,15 +174,6 @@ def test_unreadable_image_is_named(table, tmp_path):
         pipeline.load_images(t, 16)
 
 
-def test_disk_cache_round_trip(table, tmp_path):
-    first = pipeline.load_images(table, 20, cache_dir=tmp_path / "cache")
-    pipeline.clear_cache()
-    before = pipeline.DECODES["count"]
-    again = pipeline.load_images(table, 20, cache_dir=tmp_path / "cache")
-    assert pipeline.DECODES["count"] == before
-    np.testing.assert_array_equal(first, again)
-
-
 def test_benchmark_command_prints_the_ratio(tiny_dataset):
     out = subprocess.run(
         [
