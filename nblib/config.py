@@ -80,6 +80,9 @@ class Config:
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (see training)
     bn_momentum: float = 0.99  # BatchNorm moving-average momentum (Keras' default, the papers')
     clipnorm: float = 0.0  # clip each step's gradient norm at this value; 0 = off (the papers')
+    flips: str = (
+        "both"  # regressors' training flips (03, 04, 06): "both" (paper 1's), "horizontal", "none"
+    )
     average_epochs: int = 0  # the model is the mean of its last N epochs' weights; 0 = best epoch
     synthetic_count: int = 1200  # training images of the embedded synthetic data set
     ae_stages: tuple[int, ...] = (300, 200, 100, 150, 150)  # paper 2, Table 2
@@ -134,6 +137,8 @@ class Config:
             problems.append(
                 f"average_epochs must be 0 (off) or positive, got {self.average_epochs}"
             )
+        if self.flips not in ("both", "horizontal", "none"):
+            problems.append(f"flips must be both, horizontal or none, got {self.flips!r}")
         if self.clipnorm < 0:
             problems.append(f"clipnorm must be 0 (off) or positive, got {self.clipnorm}")
         if not isinstance(self.deterministic, bool):

@@ -43,6 +43,7 @@ def build(cfg, key: str, parts: dict[str, pd.DataFrame], strategy) -> keras.Mode
             image_size=cfg.image_size,
             width=cfg.width,
             output_bias=float(parts["train"]["boneage"].mean()),
+            flips=cfg.flips,
         )
         training.compile_model(model, cfg, loss=LOSS)
     print(

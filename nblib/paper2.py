@@ -189,6 +189,7 @@ def build_bonet(cfg, parts: dict, strategy, pretrained: bool = True) -> keras.Mo
             width=cfg.width,
             weights=encoder_path(cfg) if pretrained else None,
             output_bias=bias,
+            flips=cfg.flips,
         )
     return compile_regressor(model, cfg)
 
@@ -203,6 +204,7 @@ def build_baseline(cfg, name: str, size: int, parts: dict, strategy) -> keras.Mo
             weights=weights,
             width=cfg.baseline_width,
             output_bias=float(parts["train"]["boneage"].mean()),
+            flips=cfg.flips,
         )
     return compile_regressor(model, cfg)
 

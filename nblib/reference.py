@@ -36,5 +36,6 @@ PAPER_TRAINING = {
     "bn_momentum": 0.99,
     "clipnorm": 0.0,
     "average_epochs": 0,
+    "flips": "both",
 }
 PAPER2_BASELINES = ("xception", "vgg16", "inception_v3", "mobilenet")

@@ -614,6 +614,7 @@ def _signature(model: keras.Model, cfg) -> str:
         "bn_momentum",
         "clipnorm",
         "average_epochs",
+        "flips",
     )
     d = cfg.to_dict()
     text = (

@@ -570,3 +570,18 @@ def test_config_and_results_do_not_import_each_other():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=config.ROOT, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_flips_are_checked_reach_the_model_and_are_reported_as_a_departure():
+    from nblib import paper1, reporting, training
+
+    with pytest.raises(ValueError, match="flips must be both, horizontal or none, got 'vertical'"):
+        config.make("04_inception_v4", "smoke", flips="vertical")
+    cfg = config.make("04_inception_v4", "smoke", flips="horizontal", image_size=80)
+    assert "flips horizontal (papers: both)" in reporting.deviations(cfg.to_dict())
+    assert "flips" not in reporting.deviations(config.make("04_inception_v4", "paper").to_dict())
+    table = pd.DataFrame({"boneage": [100.0, 140.0]})
+    parts = {"train": table, "validation": table, "test": table}
+    model = paper1.build(cfg, "inception_v4", parts, training._NoScope())
+    names = {layer.name for layer in model.layers}
+    assert "flip_lr" in names and "flip_ud" not in names

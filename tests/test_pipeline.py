@@ -97,20 +97,18 @@ def test_resumed_feed_starts_at_its_epoch(table):
     np.testing.assert_array_equal(np.asarray(resumed[0][1]), third)
 
 
-def test_model_front_scales_tiles_and_flips_each_image_independently(table):
+def _flips_seen(table, flips) -> tuple[set[str], np.ndarray, np.ndarray]:
+    """Which flips a model front with ``flips`` draws for 64 copies of one image in training,
+    with its inference output and the image scaled to [0, 1]."""
     import keras
 
     from nblib.models import layers
 
     cached = pipeline.load_images(table, 32)
-    inputs, x = layers.image_input(32, channels=3, flips=True)
+    inputs, x = layers.image_input(32, channels=3, flips=flips)
     front = keras.Model(inputs, x)
     one = np.repeat(cached[5][None, ..., None], 64, axis=0)
     ref = cached[5].astype(np.float32) / 255.0
-    out = np.asarray(front(one, training=False))
-    assert out.shape == (64, 32, 32, 3) and out.dtype == np.float32
-    np.testing.assert_allclose(out[..., 0], np.broadcast_to(ref, (64, 32, 32)), atol=1e-6)
-    np.testing.assert_allclose(out[..., 0], out[..., 2])
     seen = set()
     for img in np.asarray(front(one, training=True))[..., 0]:
         for name, r in (
@@ -121,7 +119,32 @@ def test_model_front_scales_tiles_and_flips_each_image_independently(table):
         ):
             if np.allclose(img, r, atol=1e-6):
                 seen.add(name)
+    return seen, np.asarray(front(one, training=False)), ref
+
+
+def test_model_front_scales_tiles_and_flips_each_image_independently(table):
+    seen, out, ref = _flips_seen(table, True)
+    assert out.shape == (64, 32, 32, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[..., 0], np.broadcast_to(ref, (64, 32, 32)), atol=1e-6)
+    np.testing.assert_allclose(out[..., 0], out[..., 2])
     assert seen == {"none", "lr", "ud", "both"}  # two independent coins, not one for both axes
+
+
+@pytest.mark.parametrize(
+    "flips, expected", [("both", {"none", "lr", "ud", "both"}), ("horizontal", {"none", "lr"})]
+)
+def test_model_front_flips_as_asked(table, flips, expected):
+    seen, out, ref = _flips_seen(table, flips)
+    assert seen == expected  # "horizontal": mirrored hands, never one upside down
+    np.testing.assert_allclose(out[..., 0], np.broadcast_to(ref, (64, 32, 32)), atol=1e-6)
+
+
+def test_model_front_without_flips_and_a_wrong_mode(table):
+    assert _flips_seen(table, "none")[0] == {"none"}
+    from nblib.models import layers
+
+    with pytest.raises(ValueError, match="flips must be one of .*'diagonal'"):
+        layers.image_input(32, flips="diagonal")
 
 
 def test_colour_and_16bit_become_8bit_gray(table):

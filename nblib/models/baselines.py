@@ -27,7 +27,7 @@ def build(
     image_size: int,
     width: float = 1.0,
     weights: str | None = "imagenet",
-    flips: bool = True,
+    flips: bool | str = True,
     output_bias: float = 0.0,
     name: str | None = None,
 ) -> keras.Model:

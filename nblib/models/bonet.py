@@ -35,7 +35,7 @@ def build(
     image_size: int = 256,
     width: float = 1.0,
     weights: Path | str | None = None,
-    flips: bool = True,
+    flips: bool | str = True,
     output_bias: float = 0.0,
     name: str | None = None,
 ) -> keras.Model:

@@ -170,7 +170,7 @@ def build(
     image_size: int = 256,
     width: float = 1.0,
     channels: int = 3,
-    flips: bool = True,
+    flips: bool | str = True,
     dropout: float = 0.2,
     activation: str = "gelu",
     output_bias: float = 0.0,

@@ -18,7 +18,7 @@ def scaled(filters: int, width: float) -> int:
 BN_MOMENTUM = 0.99  # Keras' default, which both papers' code used
 
 
-def image_input(image_size: int, channels: int = 3, flips: bool = True, name: str = "image"):
+def image_input(image_size: int, channels: int = 3, flips: bool | str = True, name: str = "image"):
     """The model's front: a raw 8-bit gray image in, ``[0, 1]`` floats out, on the accelerator.
 
     Returns ``(inputs, x)``: ``inputs`` is a uint8 ``[S, S, 1]`` input (what the decode-once cache
@@ -27,17 +27,34 @@ def image_input(image_size: int, channels: int = 3, flips: bool = True, name: st
     layers: Keras' ``horizontal_and_vertical`` mode draws one coin for both axes), and repeated to
     three channels when ``channels == 3``. Only built-in layers: a saved model takes a raw image
     and needs no code of ours to load or use. These layers stay float32 under mixed precision.
+
+    ``flips``: ``True`` or ``"both"`` (paper 1's horizontal and vertical flips), ``"horizontal"``
+    (mirror images only: no hand upside down), ``False`` or ``"none"``.
     """
+    flips = flip_mode(flips)
     inputs = keras.Input((image_size, image_size, 1), dtype="uint8", name=name)
     x = layers.Rescaling(1.0 / 255.0, dtype="float32", name="to_unit")(inputs)
-    if flips:
+    if flips != "none":
         x = layers.RandomFlip("horizontal", dtype="float32", name="flip_lr")(x)
+    if flips == "both":
         x = layers.RandomFlip("vertical", dtype="float32", name="flip_ud")(x)
     if channels == 3:
         x = layers.Concatenate(dtype="float32", name="gray_to_rgb")([x, x, x])
     elif channels != 1:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     return inputs, x
+
+
+FLIP_MODES = ("both", "horizontal", "none")
+
+
+def flip_mode(flips: bool | str) -> str:
+    """``flips`` as one of :data:`FLIP_MODES` (``True`` is ``"both"``, ``False`` ``"none"``)."""
+    if flips is True or flips is False:
+        return "both" if flips else "none"
+    if flips not in FLIP_MODES:
+        raise ValueError(f"flips must be one of {FLIP_MODES} (or true/false), got {flips!r}")
+    return flips
 
 
 def flip_draws(image, n: int = 8, seed: int = 0) -> list:

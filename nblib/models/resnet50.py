@@ -87,7 +87,7 @@ def build(
     image_size: int = 256,
     width: float = 1.0,
     channels: int = 3,
-    flips: bool = True,
+    flips: bool | str = True,
     activation: str = "gelu",
     output_bias: float = 0.0,
     name: str = "resnet50_gelu",
