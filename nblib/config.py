@@ -80,9 +80,7 @@ class Config:
     deterministic: bool = True  # deterministic kernels: same seed, same numbers (see training)
     bn_momentum: float = 0.99  # BatchNorm moving-average momentum (Keras' default, the papers')
     clipnorm: float = 0.0  # clip each step's gradient norm at this value; 0 = off (the papers')
-    flips: str = (
-        "both"  # regressors' training flips (03, 04, 06): "both" (paper 1's), "horizontal", "none"
-    )
+    flips: str = "both"  # training flips (03, 04, 06): "both" (paper 1's), "horizontal", "none"
     average_epochs: int = 0  # the model is the mean of its last N epochs' weights; 0 = best epoch
     synthetic_count: int = 1200  # training images of the embedded synthetic data set
     ae_stages: tuple[int, ...] = (300, 200, 100, 150, 150)  # paper 2, Table 2

@@ -617,8 +617,10 @@ def _signature(model: keras.Model, cfg) -> str:
         "flips",
     )
     d = cfg.to_dict()
+    if d.get("flips") == "both":  # the flips before they were a parameter: old checkpoints resume
+        del d["flips"]
     text = (
-        json.dumps({k: d.get(k) for k in keys}, sort_keys=True)
+        json.dumps({k: d[k] for k in keys if k in d}, sort_keys=True)
         + f"|{model.name}|{model.count_params()}"
     )
     return hashlib.sha1(text.encode()).hexdigest()[:16]

@@ -585,3 +585,30 @@ def test_flips_are_checked_reach_the_model_and_are_reported_as_a_departure():
     model = paper1.build(cfg, "inception_v4", parts, training._NoScope())
     names = {layer.name for layer in model.layers}
     assert "flip_lr" in names and "flip_ud" not in names
+
+
+def test_a_checkpoint_of_other_flips_is_not_continued_and_older_ones_still_are():
+    import hashlib
+    import json
+
+    import keras
+
+    from nblib import training
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs), name="tiny")
+    cfg = config.make("04_inception_v4", "smoke")
+    older = json.dumps(  # what a checkpoint written before flips were a parameter is signed with
+        {k: v for k, v in cfg.to_dict().items() if k in _SIGNED_BEFORE_FLIPS}, sort_keys=True
+    )
+    expected = hashlib.sha1(f"{older}|tiny|3".encode()).hexdigest()[:16]
+    assert training._signature(model, cfg) == expected
+    other = config.make("04_inception_v4", "smoke", flips="horizontal")
+    assert training._signature(model, other) != expected
+
+
+_SIGNED_BEFORE_FLIPS = (
+    *("data_dir", "split", "max_samples", "image_size", "width", "batch_size", "learning_rate"),
+    *("lr_schedule", "warmup_epochs", "seed", "patience", "bn_momentum", "clipnorm"),
+    "average_epochs",
+)
