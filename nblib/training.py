@@ -592,6 +592,9 @@ def fit(
     return history
 
 
+_SIGNED_SINCE = {"flips": "both"}  # a setting added after checkpoints existed: its value before
+
+
 def _signature(model: keras.Model, cfg) -> str:
     """What a checkpoint must match to be continued: everything but the epoch count.
 
@@ -614,15 +617,13 @@ def _signature(model: keras.Model, cfg) -> str:
         "bn_momentum",
         "clipnorm",
         "average_epochs",
-        "flips",
     )
     d = cfg.to_dict()
-    if d.get("flips") == "both":  # the flips before they were a parameter: old checkpoints resume
-        del d["flips"]
-    text = (
-        json.dumps({k: d[k] for k in keys if k in d}, sort_keys=True)
-        + f"|{model.name}|{model.count_params()}"
-    )
+    signed = {k: d[k] for k in keys}
+    # Settings added later are signed only where they differ from what older checkpoints were
+    # trained with, so that those still resume.
+    signed.update({k: d[k] for k, before in _SIGNED_SINCE.items() if d[k] != before})
+    text = json.dumps(signed, sort_keys=True) + f"|{model.name}|{model.count_params()}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
