@@ -378,7 +378,7 @@ def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
     training images in their fixed order, batches of ``batch_size``, with the model's random
     augmentation as in training. The pass is compiled; a last, shorter batch runs eagerly, which
     costs less than compiling the model a second time for its size (Inception-V4 on the sample:
-    17 s in all, against 66 s for the whole pass run eagerly). Returns the number of batches
+    15 s in all, against 66 s for the whole pass run eagerly). Returns the number of batches
     (0: no BatchNorm).
     """
     from nblib import pipeline
