@@ -366,7 +366,7 @@ class _BatchStatistics(keras.Model):
 
     def call(self, x):
         self.inner(x, training=True)
-        return [keras.ops.expand_dims(v.value, 0) for v in self._statistics()]
+        return [v.value for v in self._statistics()]
 
 
 def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
@@ -414,7 +414,7 @@ def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
             else:
                 got = [keras.ops.convert_to_numpy(a) for a in forward(x)]
             for total, a in zip(sums, got, strict=True):
-                total += a[0]
+                total += a
             n += 1
     finally:
         for layer, m in zip(bns, momenta, strict=True):
