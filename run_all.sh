@@ -13,4 +13,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck disable=SC1091
 source "$ROOT/scripts/bootstrap.sh"
-exec python -m nblib.runner "$@"
+exec python -m nblib.apps.runner "$@"

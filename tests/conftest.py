@@ -8,7 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from nblib import config, synthetic  # noqa: E402
+from nblib.core import config
+from nblib.data import phantom  # noqa: E402
 
 ROOT = config.ROOT
 SHARED = ROOT.parent / "shared"
@@ -18,7 +19,7 @@ SHARED = ROOT.parent / "shared"
 def tiny_dataset(tmp_path_factory):
     """48 training, 12 validation and 12 test phantoms in the RSNA layout."""
     out = tmp_path_factory.mktemp("tiny") / "phantoms"
-    return synthetic.generate(out, 48, 12, 12, seed=7)
+    return phantom.generate(out, 48, 12, 12, seed=7)
 
 
 @pytest.fixture(scope="session")

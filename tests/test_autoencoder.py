@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from nblib import pretraining
 from nblib.models import autoencoder
+from nblib.train import pretraining
 
 
 def test_parameter_counts_are_pinned():

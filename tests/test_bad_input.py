@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import config, data, pipeline
+from nblib.core import config
+from nblib.data import checks, loading, pipeline, rsna, splitting
 
 
 def _hand(shape=(64, 48)) -> np.ndarray:
@@ -106,15 +107,15 @@ def test_official_split_without_a_test_table_keeps_validation(tmp_path):
     cfg = config.make(
         "03_resnet50", "smoke", data_dir=str(folder), output_dir=str(tmp_path / "o"), max_samples=0
     )
-    split = data.split_for(cfg)
-    data.save_split(cfg, split)
+    split = loading.split_for(cfg)
+    loading.save_split(cfg, split)
     df = split.rows
     assert len(df) == 30  # was 15: the validation rows were discarded and the rest re-split
     val = set(df.loc[df["split"] == "validation", "id"])
     assert val == {str(i) for i in range(101, 111)}
     test = df.loc[df["split"] == "test", "id"]
     assert len(test) >= 1 and set(test) <= {str(i) for i in range(1, 21)}
-    note = data.split_file(cfg).with_suffix(".txt").read_text()
+    note = splitting.split_file(cfg).with_suffix(".txt").read_text()
     assert "no test table" in note and f"{len(test)} of the 20 training rows" in note
 
 
@@ -124,21 +125,21 @@ def test_extra_csv_beside_kaggle_table_is_refused(tmp_path):
         folder / "more_labels.csv", index=False
     )
     with pytest.raises(ValueError, match="more_labels.csv") as exc:
-        data.load_dataset(folder)
+        loading.load_dataset(folder)
     assert "would be ignored" in str(exc.value) and "Rename" in str(exc.value)
 
 
 def test_upper_case_csv_is_found(tmp_path):
     folder = _folder(tmp_path, n=6)
     (folder / "boneage-training-dataset.csv").rename(folder / "boneage-training-dataset.CSV")
-    assert len(data.load_dataset(folder)) == 6
+    assert len(loading.load_dataset(folder)) == 6
 
 
 def test_several_csvs_without_a_kaggle_name_are_refused(tmp_path):
     for name in ("a.csv", "b.csv"):
         (tmp_path / name).write_text("id,boneage,male\n1,100,True\n")
     with pytest.raises(ValueError, match="several CSV files") as exc:
-        data.load_dataset(tmp_path)
+        loading.load_dataset(tmp_path)
     assert "a.csv, b.csv" in str(exc.value)
 
 
@@ -148,8 +149,8 @@ def test_palette_png_is_named_as_unsupported(tmp_path):
     folder = _folder(tmp_path, n=6)
     p = folder / "boneage-training-dataset" / "2.png"
     Image.fromarray(_hand()).convert("P").save(p)
-    with pytest.raises(data.DataError, match="unsupported PNG format") as exc:
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError, match="unsupported PNG format") as exc:
+        loading.load_dataset(folder)
     assert exc.value.problems["id"].tolist() == ["2"]
 
 
@@ -159,7 +160,7 @@ def test_palette_png_is_named_as_unsupported(tmp_path):
 def test_ages_in_years_are_refused(tmp_path):
     folder = _folder(tmp_path, n=10, ages=np.linspace(1, 18, 10).round(1))
     with pytest.raises(ValueError, match="look like years") as exc:
-        data.load_dataset(folder)
+        loading.load_dataset(folder)
     assert "boneage-training-dataset.csv" in str(exc.value) and "months" in str(exc.value)
 
 
@@ -191,16 +192,16 @@ def _dropping(folder, out):
 
 def test_blank_tiny_alpha_only_refused_inverted_warned(tmp_path):
     folder = _folder(tmp_path, n=24, images=_bad_images)
-    with pytest.raises(data.DataError) as exc:
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError) as exc:
+        loading.load_dataset(folder)
     reasons = dict(zip(exc.value.problems["id"], exc.value.problems["reason"], strict=True))
     assert set(reasons) == {"1", "2", "3"}
     assert "blank" in reasons["1"] and "1x1" in reasons["2"] and "alpha" in reasons["3"]
     assert "--set drop_bad=true" in str(exc.value)
     cfg = _dropping(folder, tmp_path / "o")
-    split = data.split_for(cfg)
+    split = loading.split_for(cfg)
     assert not cfg.run_dir.exists()  # checking and splitting write no results
-    data.save_split(cfg, split)
+    loading.save_split(cfg, split)
     df = split.rows
     assert len(df) == 21 and "4" in set(df["id"])  # the inverted image is kept, with a warning
     warned = pd.read_csv(cfg.run_dir / "data_warnings.csv", dtype={"id": str})
@@ -218,7 +219,7 @@ def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
     def notebook():
         pipeline.clear_cache()
         before = pipeline.DECODES["count"]
-        split = data.split_for(cfg)
+        split = loading.split_for(cfg)
         images = pipeline.load_images(split.rows, cfg.image_size).copy()
         return split, images, pipeline.DECODES["count"] - before
 
@@ -247,7 +248,7 @@ def test_a_cache_that_cannot_be_written_changes_nothing_but_speed(tmp_path, caps
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "cache").write_text("a file where the cache folder would go")
     pipeline.clear_cache()
-    split = data.split_for(cfg)
+    split = loading.split_for(cfg)
     assert len(split.rows) == 8
     out = capsys.readouterr().out
     assert "cache" in out and "was not written" in out and "decodes again" in out
@@ -257,12 +258,12 @@ def test_a_damaged_cache_is_decoded_again(tmp_path):
     folder = _folder(tmp_path, n=8)
     cfg = _dropping(folder, tmp_path / "o")
     pipeline.clear_cache()
-    first = data.split_for(cfg)
+    first = loading.split_for(cfg)
     (cache,) = (tmp_path / "o" / "cache").glob("checks-*.npz")
     cache.write_bytes(cache.read_bytes()[:300])  # cut short, as a full disk would leave it
     pipeline.clear_cache()
     before = pipeline.DECODES["count"]
-    again = data.split_for(cfg)
+    again = loading.split_for(cfg)
     assert pipeline.DECODES["count"] - before == 8
     pd.testing.assert_frame_equal(first.rows, again.rows)
 
@@ -274,11 +275,11 @@ def test_corrupt_image_body_is_found_before_training(tmp_path):
     at = raw.index(b"IDAT") + 8
     raw[at : at + 40] = b"\xff" * 40  # the compressed body damaged, IEND intact
     p.write_bytes(bytes(raw))
-    assert data.png_problem(p) is None  # the header and tail look fine ...
-    with pytest.raises(data.DataError) as exc:
-        data.load_dataset(folder)  # ... the full decode before training finds it
+    assert checks.png_problem(p) is None  # the header and tail look fine ...
+    with pytest.raises(rsna.DataError) as exc:
+        loading.load_dataset(folder)  # ... the full decode before training finds it
     assert exc.value.problems["id"].tolist() == ["5"] and "decoded" in str(exc.value)
-    assert "5" not in set(data.load_dataset(folder, drop_bad=True)["id"])
+    assert "5" not in set(loading.load_dataset(folder, drop_bad=True)["id"])
 
 
 # --- unclear errors made clear -----------------------------------------------------------------
@@ -289,7 +290,7 @@ def test_label_table_encodings(tmp_path, encoding):
     csv = tmp_path / "labels.csv"
     text = "Case ID,Sex,Ground truth bone age (months),Site\n7,M,120,Z\u00fcrich\n8,F,60,Orl\u00e9ans\n"
     csv.write_bytes(text.encode(encoding))  # not UTF-8: was a codec error naming no file
-    table = data.load_labels(csv)
+    table = rsna.load_labels(csv)
     assert table["id"].tolist() == ["7", "8"] and table["boneage"].tolist() == [120.0, 60.0]
 
 
@@ -297,7 +298,7 @@ def test_binary_file_named_csv_names_the_file(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_bytes(b"PK\x03\x04\x00\x00binary spreadsheet")
     with pytest.raises(ValueError, match="labels.csv") as exc:
-        data.load_labels(csv)
+        rsna.load_labels(csv)
     assert "UTF-8" in str(exc.value)
 
 
@@ -306,18 +307,18 @@ def test_folder_named_like_an_image(tmp_path):
     p = folder / "boneage-training-dataset" / "2.png"
     p.unlink()
     p.mkdir()
-    with pytest.raises(data.DataError, match="is a folder, not an image file"):
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError, match="is a folder, not an image file"):
+        loading.load_dataset(folder)
 
 
 def test_data_dir_that_is_a_file(tmp_path):
     f = tmp_path / "data.zip"
     f.write_bytes(b"zip")
     with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
-        data.load_dataset(f)
+        loading.load_dataset(f)
     cfg = config.make("03_resnet50", "smoke", data_dir=str(f), output_dir=str(tmp_path / "o"))
     with pytest.raises(NotADirectoryError, match="data.zip is a file, not a folder"):
-        data.load_for(cfg)
+        loading.load_for(cfg)
 
 
 @pytest.mark.parametrize(
@@ -333,8 +334,8 @@ def test_image_in_another_case_or_format_is_named(tmp_path, name, words):
     folder = _folder(tmp_path, n=6)
     d = folder / "boneage-training-dataset"
     (d / "3.png").rename(d / name)
-    with pytest.raises(data.DataError) as exc:
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError) as exc:
+        loading.load_dataset(folder)
     msg = str(exc.value)
     assert "id 3" in msg and name in msg and words in msg
 
@@ -344,8 +345,8 @@ def test_every_image_upper_case_is_hinted(tmp_path):
     d = folder / "boneage-training-dataset"
     for p in list(d.glob("*.png")):
         p.rename(p.with_suffix(".PNG"))
-    with pytest.raises(data.DataError) as exc:
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError) as exc:
+        loading.load_dataset(folder)
     assert len(exc.value.problems) == 6 and "lower-case .png" in str(exc.value)
 
 
@@ -354,7 +355,7 @@ def test_every_image_upper_case_is_hinted(tmp_path):
 
 @pytest.mark.real
 def test_real_sample_has_no_problem_and_no_warning(shared_dir):
-    df = data.load_dataset(shared_dir / "data" / "rsna-sample")
+    df = loading.load_dataset(shared_dir / "data" / "rsna-sample")
     assert len(df) == 1000 and df.attrs["dropped"] == [] and df.attrs["warnings"] == []
 
 
@@ -375,7 +376,7 @@ def test_misspelt_notebook_section_is_refused(tmp_path, monkeypatch):
 
 def test_every_existing_notebook_is_a_valid_section(tmp_path, monkeypatch):
     stems = config.notebook_stems()
-    assert "03_resnet50" in stems and "09_comparison" in stems
+    assert "03_resnet50" in stems and "08_comparison" in stems
     _profile(tmp_path, monkeypatch, "".join(f"{s}:\n  epochs: 2\n" for s in stems))
     assert config.make("03_resnet50", "smoke").epochs == 2
 
@@ -565,7 +566,7 @@ def test_config_and_results_do_not_import_each_other():
     import subprocess
     import sys
 
-    code = "import sys, nblib.results; print('nblib.config' in sys.modules)"
+    code = "import sys, nblib.core.results; print('nblib.core.config' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=config.ROOT, check=True
     )
@@ -573,7 +574,9 @@ def test_config_and_results_do_not_import_each_other():
 
 
 def test_flips_are_checked_reach_the_model_and_are_reported_as_a_departure():
-    from nblib import paper1, reporting, training
+    from nblib.core import runtime
+    from nblib.experiments import paper1
+    from nblib.report import reporting
 
     with pytest.raises(ValueError, match="flips must be both, horizontal or none, got 'vertical'"):
         config.make("04_inception_v4", "smoke", flips="vertical")
@@ -582,7 +585,7 @@ def test_flips_are_checked_reach_the_model_and_are_reported_as_a_departure():
     assert "flips" not in reporting.deviations(config.make("04_inception_v4", "paper").to_dict())
     table = pd.DataFrame({"boneage": [100.0, 140.0]})
     parts = {"train": table, "validation": table, "test": table}
-    model = paper1.build(cfg, "inception_v4", parts, training._NoScope())
+    model = paper1.build(cfg, "inception_v4", parts, runtime._NoScope())
     names = {layer.name for layer in model.layers}
     assert "flip_lr" in names and "flip_ud" not in names
 
@@ -593,7 +596,7 @@ def test_a_checkpoint_of_other_flips_is_not_continued_and_older_ones_still_are()
 
     import keras
 
-    from nblib import training
+    from nblib.train import checkpoints
 
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs), name="tiny")
@@ -602,9 +605,9 @@ def test_a_checkpoint_of_other_flips_is_not_continued_and_older_ones_still_are()
         {k: v for k, v in cfg.to_dict().items() if k in _SIGNED_BEFORE_FLIPS}, sort_keys=True
     )
     expected = hashlib.sha1(f"{older}|tiny|3".encode()).hexdigest()[:16]
-    assert training._signature(model, cfg) == expected
+    assert checkpoints.signature(model, cfg) == expected
     other = config.make("04_inception_v4", "smoke", flips="horizontal")
-    assert training._signature(model, other) != expected
+    assert checkpoints.signature(model, other) != expected
 
 
 _SIGNED_BEFORE_FLIPS = (

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import config, reporting, results, runner
+from nblib.apps import runner
+from nblib.core import config, locks, results
+from nblib.report import reporting
 
 
 def _run_folder(tmp_path):
@@ -156,7 +158,7 @@ def test_reporting_command_exits_non_zero_naming_the_file(tmp_path):
     p = out / "03_resnet50" / "predictions.csv"
     p.write_bytes(p.read_bytes()[:-7])
     res = subprocess.run(
-        [sys.executable, "-m", "nblib.reporting", str(out)],
+        [sys.executable, "-m", "nblib.report.reporting", str(out)],
         capture_output=True,
         text=True,
         cwd=config.ROOT,
@@ -263,8 +265,8 @@ def test_failure_prints_the_whole_message_and_logs_it(tmp_path, monkeypatch, cap
 def _holder(folder):
     """A second process that takes the folder's lock and keeps it until killed."""
     code = (
-        "import sys, time; from nblib import results\n"
-        "with results.lock_folder(sys.argv[1]):\n"
+        "import sys, time; from nblib.core import locks\n"
+        "with locks.lock_folder(sys.argv[1]):\n"
         "    print('held', flush=True); time.sleep(120)\n"
     )
     proc = subprocess.Popen(
@@ -285,8 +287,8 @@ def test_two_runs_on_one_folder(tmp_path, capsys):
         code = runner.run("smoke", out=str(out), only="03")
         err = capsys.readouterr().err
         assert code == 3 and "is in use by another run" in err and f"pid {proc.pid}" in err
-        with pytest.raises(results.FolderLocked, match="on host"):
-            with results.lock_folder(out):
+        with pytest.raises(locks.FolderLocked, match="on host"):
+            with locks.lock_folder(out):
                 pass
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # a killed run must not leave a lock behind
@@ -294,10 +296,10 @@ def test_two_runs_on_one_folder(tmp_path, capsys):
     deadline = time.time() + 10
     while True:
         try:
-            with results.lock_folder(out) as lock:
+            with locks.lock_folder(out) as lock:
                 assert f"pid {os.getpid()}" in lock.read_text()
             break
-        except results.FolderLocked:
+        except locks.FolderLocked:
             assert time.time() < deadline, "the lock of a killed run was not released"
             time.sleep(0.1)
 

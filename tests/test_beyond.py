@@ -1,4 +1,4 @@
-"""Notebook 08's library: the ladder, the two-input model, the robust loss, the ensemble weights,
+"""Notebook 07's library: the ladder, the two-input model, the robust loss, the ensemble weights,
 the decode-once inputs and the (image, sex) feed."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import beyond, config, pipeline, preprocess
+from nblib.core import config
+from nblib.data import pipeline, preprocess
+from nblib.experiments import beyond
+from nblib.models import beyond_net
 
 
 def test_ladder_is_cumulative_and_refuses_unknown_rungs():
@@ -37,7 +40,7 @@ def test_ladder_is_cumulative_and_refuses_unknown_rungs():
 def test_robust_model_answers_in_months_and_takes_sex(backbone):
     keras.utils.set_random_seed(0)
     recipe = beyond.Recipe(sex=True, augment=True, robust=True)
-    model = beyond.build(recipe, 64, 0.125, mean=120.0, sd=40.0, name="t", backbone=backbone)
+    model = beyond_net.build(recipe, 64, 0.125, mean=120.0, sd=40.0, name="t", backbone=backbone)
     assert [t.name for t in model.inputs] == ["image", "sex"]
     z = model.get_layer("z")
     z.set_weights([np.zeros_like(w) for w in z.get_weights()])  # z = 0 -> the training mean
@@ -50,7 +53,7 @@ def test_robust_model_answers_in_months_and_takes_sex(backbone):
 
 
 def test_standardized_huber_is_huber_on_the_z_scale():
-    loss = beyond.standardized_huber(100.0, 20.0)
+    loss = beyond_net.standardized_huber(100.0, 20.0)
     y = np.array([100.0, 130.0, 60.0], np.float32)
     p = np.array([[110.0], [130.0], [100.0]], np.float32)  # z errors 0.5, 0, 2
     got = float(keras.ops.convert_to_numpy(loss(y, p)))
@@ -128,10 +131,10 @@ def test_long_rung_trains_the_whole_recipe_for_long_epochs(tmp_path):
     with pytest.raises(ValueError, match="long needs long_epochs"):
         beyond.ladder(("long",))
     with pytest.raises(config.ConfigError, match="long rung needs long_epochs"):
-        config.make("08_beyond", "smoke", rungs=["long"], long_epochs=0)
+        config.make("07_beyond", "smoke", rungs=["long"], long_epochs=0)
 
     cfg = config.make(
-        "08_beyond",
+        "07_beyond",
         "smoke",
         output_dir=tmp_path,
         image_size=32,

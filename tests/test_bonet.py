@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nblib import results
+from nblib.core import results
 from nblib.models import autoencoder, baselines, bonet
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import config, data
+from nblib.core import config
+from nblib.data import checks, loading, phantom, rsna, splitting
 
 
 def _png(path, shape=(40, 36), dtype=np.uint8):
@@ -38,8 +39,8 @@ def folder(tmp_path):
 
 
 def test_good_folder_loads(folder):
-    df = data.load_dataset(folder)
-    assert list(df.columns) == data.COLUMNS
+    df = loading.load_dataset(folder)
+    assert list(df.columns) == rsna.COLUMNS
     assert df["id"].tolist() == ["1", "2", "3", "4", "5"]
     assert df["male"].tolist() == [True, False, True, False, True]
     assert (df["split"] == "train").all() and df["boneage"].dtype == float
@@ -56,26 +57,26 @@ def test_good_folder_loads(folder):
 def test_three_dialects(tmp_path, header, rows, male):
     csv = tmp_path / "labels.csv"
     csv.write_text(header + "\n" + "\n".join(rows) + "\n")
-    table = data.load_labels(csv)
-    assert list(table.columns) == data.COLUMNS and table.attrs["dropped"] == []
+    table = rsna.load_labels(csv)
+    assert list(table.columns) == rsna.COLUMNS and table.attrs["dropped"] == []
     assert table["id"].tolist() == ["7", "8"] and table["male"].tolist() == male
     assert table["boneage"].iloc[0] in (120.0, 120.5)
 
 
 def _error(folder) -> str:
     with pytest.raises(ValueError) as exc:
-        data.load_dataset(folder)
+        loading.load_dataset(folder)
     return str(exc.value)
 
 
 def test_load_labels_names_bad_rows_or_drops_them(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("Case ID,Sex,Ground truth bone age (months)\n7,M,120.5\n8,X,60\n9,F,-3\n")
-    with pytest.raises(data.DataError) as exc:
-        data.load_labels(csv)
+    with pytest.raises(rsna.DataError) as exc:
+        rsna.load_labels(csv)
     msg = str(exc.value)
     assert "id 8" in msg and "unknown sex value 'X'" in msg and "id 9" in msg and "negative" in msg
-    kept = data.load_labels(csv, drop_bad=True)
+    kept = rsna.load_labels(csv, drop_bad=True)
     assert kept["id"].tolist() == ["7"] and [r["id"] for r in kept.attrs["dropped"]] == ["8", "9"]
 
 
@@ -117,11 +118,11 @@ def test_16bit_rgb_rgba_are_accepted(folder):
     _png(d / "1.png", dtype=np.uint16)
     _png(d / "2.png", shape=(40, 36, 3))
     _png(d / "3.png", shape=(40, 36, 4))
-    assert len(data.load_dataset(folder)) == 5
+    assert len(loading.load_dataset(folder)) == 5
 
 
 def test_very_large_image(folder, monkeypatch):
-    monkeypatch.setattr(data, "MAX_SIDE", 35)  # the 40 px images now count as too large
+    monkeypatch.setattr(checks, "MAX_SIDE", 35)  # the 40 px images now count as too large
     msg = _error(folder)
     assert "too large" in msg and "id 1" in msg and "40" in msg
 
@@ -182,10 +183,10 @@ def test_every_problem_in_one_error_and_drop_bad(folder):
     df = pd.read_csv(csv, dtype=str)
     df.loc[0, "boneage"] = "-1"
     df.to_csv(csv, index=False)
-    with pytest.raises(data.DataError) as exc:
-        data.load_dataset(folder)
+    with pytest.raises(rsna.DataError) as exc:
+        loading.load_dataset(folder)
     assert len(exc.value.problems) == 2 and "id 1" in str(exc.value) and "id 3" in str(exc.value)
-    kept = data.load_dataset(folder, drop_bad=True)
+    kept = loading.load_dataset(folder, drop_bad=True)
     assert kept["id"].tolist() == ["2", "4", "5"]
     assert sorted(r["id"] for r in kept.attrs["dropped"]) == ["1", "3"]
 
@@ -206,14 +207,16 @@ def test_dropped_rows_are_recorded(folder, tmp_path):
         drop_bad=True,
         max_samples=0,
     )
-    table = data.load_for(cfg)
+    table = loading.load_for(cfg)
     assert "3" not in set(table["id"]) and len(table) == 28
     assert table.attrs["dropped"][0]["id"] == "3"
     assert (
-        not cfg.run_dir.exists() and not data.split_file(cfg).exists()
+        not cfg.run_dir.exists() and not splitting.split_file(cfg).exists()
     )  # loading writes no results
-    written = data.save_split(cfg, data.split_for(cfg))
-    assert written[0] == cfg.run_dir / "dropped_rows.csv" and written[-1] == data.split_file(cfg)
+    written = loading.save_split(cfg, loading.split_for(cfg))
+    assert written[0] == cfg.run_dir / "dropped_rows.csv" and written[-1] == splitting.split_file(
+        cfg
+    )
     dropped = pd.read_csv(cfg.run_dir / "dropped_rows.csv")
     assert dropped["id"].astype(str).tolist() == ["3"] and "missing" in dropped["reason"][0]
 
@@ -224,13 +227,13 @@ def test_nested_kaggle_layout(folder):
     nested.mkdir()
     for p in list(flat.glob("*.png")):
         shutil.move(p, nested / p.name)
-    df = data.load_dataset(folder)
+    df = loading.load_dataset(folder)
     assert all("boneage-training-dataset/boneage-training-dataset" in p for p in df["path"])
 
 
 @pytest.mark.parametrize("protocol", ["official", "random"])
 def test_split_counts_and_determinism(protocol):
-    n_train, n_val, n_test = data.split_counts(1000, protocol)
+    n_train, n_val, n_test = splitting.split_counts(1000, protocol)
     assert n_train + n_val + n_test == 1000 and n_test == 150
     df = pd.DataFrame(
         {
@@ -241,8 +244,8 @@ def test_split_counts_and_determinism(protocol):
             "split": "train",
         }
     )
-    a, b = data.assign_split(df, protocol, 3), data.assign_split(df, protocol, 3)
-    c = data.assign_split(df, protocol, 4)
+    a, b = splitting.assign_split(df, protocol, 3), splitting.assign_split(df, protocol, 3)
+    c = splitting.assign_split(df, protocol, 4)
     assert a["split"].tolist() == b["split"].tolist() != c["split"].tolist()
     assert a["id"].is_unique and set(a["id"]) == set(df["id"])  # disjoint and complete
     assert a["split"].value_counts().to_dict() == {
@@ -253,28 +256,28 @@ def test_split_counts_and_determinism(protocol):
 
 
 def test_paper2_counts_on_full_rsna():
-    assert data.split_counts(12611, "random") == (10088, 2323, 200)
+    assert splitting.split_counts(12611, "random") == (10088, 2323, 200)
 
 
 def test_saved_split_is_reused_and_checked(tiny_dataset, tmp_path):
     cfg = config.make(
         "06_ae_bonet", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path), max_samples=0
     )
-    split = data.split_for(cfg)
+    split = loading.split_for(cfg)
     first = split.rows
-    list_and_note = [data.split_file(cfg), data.split_file(cfg).with_suffix(".txt")]
-    assert data.save_split(cfg, split) == list_and_note  # 'random' leaves the other tables out
-    assert data.save_split(cfg, split) == []  # kept once: the first notebook's list stands
-    saved = pd.read_csv(data.split_file(cfg), dtype=str)
+    list_and_note = [splitting.split_file(cfg), splitting.split_file(cfg).with_suffix(".txt")]
+    assert loading.save_split(cfg, split) == list_and_note  # 'random' leaves the other tables out
+    assert loading.save_split(cfg, split) == []  # kept once: the first notebook's list stands
+    saved = pd.read_csv(splitting.split_file(cfg), dtype=str)
     assert len(saved) == len(split.table) and set(saved["id"]) == set(split.table["id"])
     saved.loc[saved["split"] == "train", "split"] = "test"  # edit the list: load_for must follow it
-    saved.to_csv(data.split_file(cfg), index=False)
-    again = data.load_for(cfg)
+    saved.to_csv(splitting.split_file(cfg), index=False)
+    again = loading.load_for(cfg)
     assert (again["split"] == "test").sum() > (first["split"] == "test").sum()
     saved.loc[0, "id"] = "99999"
-    saved.to_csv(data.split_file(cfg), index=False)
+    saved.to_csv(splitting.split_file(cfg), index=False)
     with pytest.raises(ValueError, match="does not match the data set") as exc:
-        data.load_for(cfg)
+        loading.load_for(cfg)
     assert "99999" in str(exc.value) and "splits/random.csv" in str(exc.value)
     assert "Delete" in str(exc.value) and "not listed" in str(exc.value)
 
@@ -283,7 +286,7 @@ def test_official_split_uses_the_tables(tiny_dataset, tmp_path):
     cfg = config.make(
         "03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path), max_samples=0
     )
-    df = data.load_for(cfg)
+    df = loading.load_for(cfg)
     assert df["split"].value_counts().to_dict() == {"train": 48, "validation": 12, "test": 12}
 
 
@@ -291,15 +294,15 @@ def test_max_samples_keeps_every_split(tiny_dataset, tmp_path):
     cfg = config.make(
         "03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path), max_samples=24
     )
-    df = data.load_for(cfg)
+    df = loading.load_for(cfg)
     assert len(df) == 24 and df["split"].value_counts().to_dict() == {
         "train": 16,
         "validation": 4,
         "test": 4,
     }
-    again = data.load_for(cfg)
+    again = loading.load_for(cfg)
     assert again["id"].tolist() == df["id"].tolist()
-    split = data.split_for(cfg)
+    split = loading.split_for(cfg)
     assert {s: len(p) for s, p in split.parts.items()} == {"train": 16, "validation": 4, "test": 4}
     assert split.parts["test"]["id"].tolist() == df.loc[df["split"] == "test", "id"].tolist()
     assert len(split.table) == 72  # the split list covers every image, not only those used
@@ -307,14 +310,14 @@ def test_max_samples_keeps_every_split(tiny_dataset, tmp_path):
 
 def test_random_protocol_sizes_on_small_sets():
     """Paper 2's shares, with a test floor of min(200, 15%) so a small set has a usable test set."""
-    assert data.split_counts(1000, "random") == (666, 184, 150)
-    assert data.split_counts(60, "official") == (45, 6, 9)
+    assert splitting.split_counts(1000, "random") == (666, 184, 150)
+    assert splitting.split_counts(60, "official") == (45, 6, 9)
 
 
 def test_missing_data_dir_is_named(tmp_path):
     cfg = config.make("03_resnet50", "smoke", data_dir=str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        data.load_for(cfg)
+        loading.load_for(cfg)
 
 
 def test_default_phantom_is_generated_once_when_two_ask_at_the_same_time(tmp_path, monkeypatch):
@@ -323,23 +326,22 @@ def test_default_phantom_is_generated_once_when_two_ask_at_the_same_time(tmp_pat
     import threading
     import time
 
-    from nblib import synthetic
-
     monkeypatch.setattr(config, "DEFAULT_DATA_DIR", tmp_path / "synthetic")
     calls = []
-    real = synthetic.generate
+    real = phantom.generate
 
     def slow_generate(*args, **kwargs):
         calls.append(args[0])
         time.sleep(0.5)  # long enough for the other thread to arrive while this one works
         return real(*args, **kwargs, workers=1)
 
-    monkeypatch.setattr(synthetic, "generate", slow_generate)
+    monkeypatch.setattr(phantom, "generate", slow_generate)
     cfg = config.make("01_eda", "smoke", data_dir=tmp_path / "synthetic", synthetic_count=12)
     assert cfg.is_synthetic_default
     found = []
     threads = [
-        threading.Thread(target=lambda: found.append(data.resolve_data_dir(cfg))) for _ in range(2)
+        threading.Thread(target=lambda: found.append(loading.resolve_data_dir(cfg)))
+        for _ in range(2)
     ]
     for t in threads:
         t.start()

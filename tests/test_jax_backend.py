@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from nblib import config
+from nblib.core import config
 
 pytest.importorskip("jax")
 ROOT = config.ROOT
@@ -78,11 +78,13 @@ def test_every_builder_under_jax_without_tensorflow():
 
 _RESUME = """
 import json, sys, keras, numpy as np, pandas as pd
-from nblib import config, pipeline, training
+from nblib.core import config, runtime
+from nblib.data import pipeline
+from nblib.train import averaging, checkpoints, fitting
 from nblib.models import bonet
 out, kill = sys.argv[1], int(sys.argv[2])
 cfg = config.make("03_resnet50", "smoke", output_dir=out, epochs=4, image_size=32)
-training.setup(cfg)
+runtime.setup(cfg)
 rng = np.random.default_rng(0)
 imgs = rng.integers(0, 256, (32, 32, 32), dtype=np.uint8)
 y = rng.uniform(20, 200, 32).astype("float32")
@@ -90,14 +92,14 @@ src = pipeline.BatchSource(imgs, y, 8, True, "boneage", cfg.seed)
 val = pipeline.BatchSource(imgs, y, 8, False, "boneage", cfg.seed)
 train_ds, val_ds = pipeline.Batches(src), pipeline.Batches(val)
 m = bonet.build(image_size=32, width=0.125, output_bias=100.0)  # flips, batch norm: small to compile
-training.compile_model(m, cfg, loss="msle")
+fitting.compile_model(m, cfg, loss="msle")
 class Kill(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if kill and epoch + 1 == kill:
             raise SystemExit(3)
 orig = keras.Model.fit
 keras.Model.fit = lambda self, *a, **k: orig(self, *a, **{**k, "callbacks": [*k["callbacks"], Kill()]})
-h = training.fit(m, train_ds, val_ds, cfg, verbose=0)
+h = fitting.fit(m, train_ds, val_ds, cfg, verbose=0)
 print(json.dumps({"loss": h["loss"].tolist(), "val_loss": h["val_loss"].tolist(),
                   "weights": float(sum(np.abs(w).sum() for w in m.get_weights()))}))
 """
@@ -118,7 +120,9 @@ def test_training_killed_under_jax_resumes_to_the_same_end(tmp_path):
 
 _REESTIMATE = """
 import json, keras, numpy as np
-from nblib import pipeline, training
+from nblib.core import runtime
+from nblib.data import pipeline
+from nblib.train import averaging, checkpoints, fitting
 rng = np.random.default_rng(0)
 imgs = rng.integers(0, 256, (30, 16, 16), dtype=np.uint8)  # batches of 8, 8, 8 and 6
 feed = pipeline.Batches(pipeline.BatchSource(imgs, np.zeros(30, "float32"), 8, True, "boneage", 0))
@@ -126,7 +130,7 @@ keras.utils.set_random_seed(0)
 m = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Rescaling(1 / 255),
                       keras.layers.Conv2D(4, 3, name="conv"), keras.layers.BatchNormalization(name="bn"),
                       keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1)])
-n = training.reestimate_batch_norm(m, feed, 8)
+n = averaging.reestimate_batch_norm(m, feed, 8)
 conv = keras.Model(m.inputs, m.get_layer("conv").output)
 h = [conv.predict(imgs[i:i + 8, ..., None], verbose=0) for i in range(0, 30, 8)]
 bn = m.get_layer("bn")
@@ -163,13 +167,14 @@ def test_smoke_run_of_05_under_jax(tmp_path):
 
 _SAVE_TF = """
 import json, sys, numpy as np
-from nblib import config, training
+from nblib.core import config, runtime
+from nblib.train import averaging, checkpoints, fitting
 from nblib.models import bonet
 m = bonet.build(image_size=64, width=0.125, output_bias=100.0)
-training.compile_model(m, config.make("06_ae_bonet", "smoke"), loss="mse")
+fitting.compile_model(m, config.make("06_ae_bonet", "smoke"), loss="mse")
 x = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 1), dtype=np.uint8)
 m.fit(x, np.linspace(20, 200, 8).astype("float32"), epochs=1, verbose=0)
-training.save_model(m, sys.argv[1])
+checkpoints.save_model(m, sys.argv[1])
 np.save(sys.argv[2], m.predict(x, verbose=0))
 """
 
@@ -201,7 +206,7 @@ def test_model_saved_under_tensorflow_loads_under_jax_without_nblib(tmp_path):
 @pytest.mark.slow
 def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
     res = _run(
-        [sys.executable, "-m", "nblib.benchmark", "gpu", "--out", str(tmp_path)]
+        [sys.executable, "-m", "nblib.apps.benchmark", "gpu", "--out", str(tmp_path)]
         + ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--steps", "1"]
         + ["--models", "autoencoder", "--no-series", "--budget", "400"]
     )
@@ -221,7 +226,7 @@ def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
 
 
 def test_projected_paper_hours_by_hand():
-    from nblib import benchmark
+    from nblib.apps import benchmark
 
     rows = {r["notebook"]: r for r in benchmark.projected_hours({"resnet50": 1000.0})}
     assert list(rows) == ["03_resnet50"]  # only measured models are projected

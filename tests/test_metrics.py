@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from nblib import evaluation, metrics
+from nblib.train import evaluation, metrics
 
 T = np.array([10.0, 20.0, 30.0, 40.0])
 P = np.array([12.0, 18.0, 33.0, 40.0])

@@ -17,7 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nblib import config, reporting, results, runner, summary
+from nblib.apps import runner
+from nblib.core import config, results
+from nblib.report import reporting, summary
 
 ROOT = config.ROOT
 NOTEBOOKS = runner.notebooks()
@@ -28,8 +30,8 @@ EXPECTED = [
     "04_inception_v4",
     "05_autoencoder_pretraining",
     "06_ae_bonet",
-    "08_beyond",
-    "09_comparison",
+    "07_beyond",
+    "08_comparison",
 ]
 
 
@@ -67,7 +69,7 @@ def test_papermill_parameters_reach_the_config(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            "from pathlib import Path\nfrom nblib import config\n"
+            "from pathlib import Path\nfrom nblib.core import config\n"
             "config.NOTEBOOK_DIR = config.PARAMS_DIR = Path.cwd()  # this folder's notebook, profile"
         ),
         nbformat.v4.new_code_cell(
@@ -100,7 +102,7 @@ def test_select_ranges():
     nbs = runner.notebooks()
     assert [p.stem[:2] for p in runner.select(nbs, "03-05")] == ["03", "04", "05"]
     assert [p.stem[:2] for p in runner.select(nbs, "2,8")] == ["02", "08"]
-    assert [p.stem[:2] for p in runner.select(nbs, "06-")] == ["06", "08", "09"]
+    assert [p.stem[:2] for p in runner.select(nbs, "06-")] == ["06", "07", "08"]
     with pytest.raises(SystemExit, match="no notebook matches"):
         runner.select(nbs, "42")
 
@@ -184,9 +186,9 @@ def test_run_leaves_index_linking_every_notebook_and_the_report(smoke_run):
         assert (out / "notebooks" / f"{stem}.html").read_text().startswith("<!DOCTYPE html>")
     page = (out / "notebooks" / "03_resnet50.html").read_text()
     assert re.search(r'<img [^>]*src="data:image/png;base64,', page)  # figures embedded
-    assert {"09_comparison/report.html", "summary.md", "summary.csv"} <= links
+    assert {"08_comparison/report.html", "summary.md", "summary.csv"} <= links
     assert all((out / link).exists() for link in links)
-    report = (out / "09_comparison" / "report.html").read_text()
+    report = (out / "08_comparison" / "report.html").read_text()
     assert "<table>" in report and 'src="all_training_curves.png"' in report
     # the summary closes the console and the run folder: every notebook done, 03's test MAE
     table = {r["notebook"]: r for r in summary.rows(out, EXPECTED, {})}
@@ -218,13 +220,13 @@ def test_series_writes_results_and_report(smoke_run):
         assert doc["profile"] == "smoke" and doc["provenance"]["versions"]
     for stem in ("03_resnet50", "04_inception_v4"):
         assert (out / stem / "predictions.csv").is_file() and (out / stem / "history.csv").is_file()
-    report = (out / "09_comparison" / "report.md").read_text()
+    report = (out / "08_comparison" / "report.md").read_text()
     for heading in ("Table I", "Table 2", "Table 5", "differ from the papers"):
         assert heading in report
     for png in ("all_training_curves", "pred_vs_true_all", "bland_altman_all", "error_by_group"):
-        assert (out / "09_comparison" / f"{png}.png").stat().st_size > 1000
-    # Notebook 08, beyond the papers: its files, and the report marks it in tables and figures.
-    beyond = out / "08_beyond"
+        assert (out / "08_comparison" / f"{png}.png").stat().st_size > 1000
+    # Notebook 07, beyond the papers: its files, and the report marks it in tables and figures.
+    beyond = out / "07_beyond"
     for name in (
         "ablation.csv",
         "ensemble.json",
@@ -233,10 +235,10 @@ def test_series_writes_results_and_report(smoke_run):
         "predictions.csv",
     ):
         assert (beyond / name).is_file(), name
-    assert "Beyond the papers" in report and "08 ensemble (beyond the papers)" in report
+    assert "Beyond the papers" in report and "07 ensemble (beyond the papers)" in report
     assert "The test labels each score was computed against" in report
     summary = reporting.summary_table(reporting.build(out))
-    assert "08 ensemble (beyond the papers)" in set(summary["model"])
+    assert "07 ensemble (beyond the papers)" in set(summary["model"])
 
 
 def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
@@ -255,7 +257,7 @@ def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
     m6 = results.read_json(copy / "06_ae_bonet" / "metrics.json")
     m6["metrics"]["models"]["ae_bonet"]["test"]["mae"] = 77.7777
     results.write_json(copy / "06_ae_bonet" / "metrics.json", m6)
-    text = reporting.write(reporting.build(copy), copy / "09_comparison").read_text()
+    text = reporting.write(reporting.build(copy), copy / "08_comparison").read_text()
     assert "123.456" in text and "77.78" in text
     assert str(round(doc["metrics"]["test"]["mae"], 4)) in text
 
@@ -263,7 +265,7 @@ def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):
 def test_report_names_missing_results(tmp_path):
     rep = reporting.build(tmp_path)
     assert any("03_resnet50/metrics.json" in m for m in rep.missing)
-    text = reporting.write(rep, tmp_path / "09").read_text()
+    text = reporting.write(rep, tmp_path / "08").read_text()
     assert "Missing results" in text
 
 
@@ -277,9 +279,9 @@ def test_failing_notebook_stops_the_series_and_is_named(tmp_path, tiny_dataset):
     assert (out / "notebooks" / "06_ae_bonet.ipynb").is_file() and (
         out / "logs" / "06_ae_bonet.log"
     ).is_file()
-    assert "09_comparison: running" not in res.stdout  # stopped at the first failure
+    assert "08_comparison: running" not in res.stdout  # stopped at the first failure
     table = {r["notebook"]: r["status"] for r in summary.rows(out, EXPECTED, {})}
-    assert table["09_comparison"] == "not run"
+    assert table["08_comparison"] == "not run"
     row = next(line for line in res.stdout.splitlines() if line.startswith("  06_ae_bonet"))
     assert row.split()[1] == "FAILED"  # the summary closes a failed run too
     # the failed notebook's page shows where it stopped, linked from the index

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import config, data, pipeline
+from nblib.core import config
+from nblib.data import loading, pipeline, splitting
 
 
 @pytest.fixture
@@ -202,7 +203,7 @@ def test_benchmark_command_prints_the_ratio(tiny_dataset):
         [
             sys.executable,
             "-m",
-            "nblib.benchmark",
+            "nblib.apps.benchmark",
             "pipeline",
             "--data",
             str(tiny_dataset),
@@ -221,7 +222,7 @@ def test_benchmark_command_prints_the_ratio(tiny_dataset):
 
 
 def test_real_sample_through_the_pipeline(shared_dir):
-    df = data.load_dataset(shared_dir / "data" / "rsna-sample").head(64)
+    df = loading.load_dataset(shared_dir / "data" / "rsna-sample").head(64)
     x, y = next(iter(pipeline.make_dataset(df, 64, 64, training=False)))
     assert x.shape == (64, 64, 64, 1) and float(np.asarray(x).std()) > 12
 
@@ -231,9 +232,9 @@ def test_data_checks_are_the_only_decode_of_a_run(tiny_dataset, tmp_path):
     cfg = config.make("03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path))
     pipeline.clear_cache()
     before = pipeline.DECODES["count"]
-    df = data.load_for(cfg)
-    for split in data.SPLITS:
+    df = loading.load_for(cfg)
+    for split in splitting.SPLITS:
         part = df[df["split"] == split]
         for _ in pipeline.make_dataset(part, cfg.image_size, 8, training=split == "train"):
             pass
-    assert pipeline.DECODES["count"] - before == len(data.load_dataset(tiny_dataset))
+    assert pipeline.DECODES["count"] - before == len(loading.load_dataset(tiny_dataset))

@@ -18,15 +18,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import config, pipeline, predict, preprocess, synthetic, training
+from nblib.apps import predict, sds, trained
+from nblib.core import config
+from nblib.data import dicom, phantom, pipeline, preprocess
 from nblib.models import layers as model_layers
 from nblib.models import resnet50
+from nblib.train import checkpoints
 
 SIZE = 64
 
 
 def _phantom(age: float = 130.0, male: bool = True, seed: int = 3) -> np.ndarray:
-    img = synthetic.render_hand(age, male, np.random.default_rng(seed), size=(300, 240))
+    img = phantom.render_hand(age, male, np.random.default_rng(seed), size=(300, 240))
     img[0, :2] = 255, 0  # the full range: its 12-bit copy spans 0-4095
     return img
 
@@ -54,12 +57,12 @@ def model_path(tmp_path_factory):
     model = _calibrate(resnet50.build(image_size=SIZE, width=0.125), _phantom_batch())
     path = tmp_path_factory.mktemp("model") / "run" / "03_resnet50" / "model.keras"
     path.parent.mkdir(parents=True)
-    return training.save_model(model, path)
+    return checkpoints.save_model(model, path)
 
 
 @pytest.fixture(scope="module")
 def member(model_path):
-    return predict.load_member(model_path)
+    return trained.load_member(model_path)
 
 
 def _predict(member, path, **kw):
@@ -136,7 +139,7 @@ def test_dicom_monochrome1_and_monochrome2_agree(member, tmp_path):
     mono2 = _dicom(tmp_path / "m2.dcm", stored, "MONOCHROME2", **window)
     mono1 = _dicom(tmp_path / "m1.dcm", 4095 - stored, "MONOCHROME1", **window)
     plain = _dicom(tmp_path / "plain", 4095 - stored, "MONOCHROME1")  # no suffix, no window
-    g2 = predict.read_dicom(mono2)
+    g2 = dicom.read_dicom(mono2)
     assert np.abs(g2.astype(int) - img).max() <= 2  # the picture itself, not its negative
     recs = [_predict(member, p) for p in (tmp_path / "hand.png", mono2, mono1, plain)]
     assert all(r["status"] == "ok" for r in recs), [r["reason"] for r in recs]
@@ -178,15 +181,15 @@ def test_an_inverted_radiograph_is_inverted_back(member, tmp_path):
 
 
 def test_greulich_pyle_table_and_sds():
-    assert predict.reference_sd(12, "M") == pytest.approx(1.97)
-    assert predict.reference_sd(126, "F") == pytest.approx((11.73 + 11.94) / 2)
-    assert predict.reference_sd(2, "M") is None and predict.reference_sd(200, "F") is None
-    assert predict.reference_sd(204, "M") == pytest.approx(13.05)
-    c = predict.compare_to_age(150.0, 120.0, "M")
+    assert sds.reference_sd(12, "M") == pytest.approx(1.97)
+    assert sds.reference_sd(126, "F") == pytest.approx((11.73 + 11.94) / 2)
+    assert sds.reference_sd(2, "M") is None and sds.reference_sd(200, "F") is None
+    assert sds.reference_sd(204, "M") == pytest.approx(13.05)
+    c = sds.compare_to_age(150.0, 120.0, "M")
     assert c["difference_months"] == 30.0
     assert c["sds"] == pytest.approx(30 / 9.79) and c["outside_2sd"] is True
-    assert predict.compare_to_age(125.0, 120.0, "F")["outside_2sd"] is False
-    assert predict.compare_to_age(125.0, 120.0, None)["sds"] is None
+    assert sds.compare_to_age(125.0, 120.0, "F")["outside_2sd"] is False
+    assert sds.compare_to_age(125.0, 120.0, None)["sds"] is None
 
 
 def test_age_adds_the_difference_and_sds(member, tmp_path):
@@ -210,7 +213,7 @@ def test_command_writes_json_csv_and_gradcam(model_path, tmp_path):
     out = tmp_path / "out"
     run_folder = model_path.parent.parent  # a run folder: its model.keras is found
     res = subprocess.run(
-        [sys.executable, "-m", "nblib.predict", str(tmp_path / "list.csv"), "--model",
+        [sys.executable, "-m", "nblib.apps.predict", str(tmp_path / "list.csv"), "--model",
          str(run_folder), "--sex", "M", "--out", str(out)],
         capture_output=True, text=True, cwd=config.ROOT, timeout=300,
     )  # fmt: skip
@@ -243,7 +246,7 @@ def _two_input_model(path):
     w, b = model.get_layer("age").get_weights()
     w[-1] = 15.0  # boys 15 months older
     model.get_layer("age").set_weights([w, b])
-    return training.save_model(model, path)
+    return checkpoints.save_model(model, path)
 
 
 @pytest.fixture(scope="module")
@@ -256,12 +259,12 @@ def sexed(tmp_path_factory):
 def test_a_model_taking_the_sex_uses_it_and_refuses_without_it(sexed, tmp_path, capsys):
     img = tmp_path / "hand.png"
     cv2.imwrite(str(img), _phantom())
-    m = predict.load_member(sexed)
+    m = trained.load_member(sexed)
     boy = predict.run([str(img)], [m], tmp_path / "boy", sex="M")[0]
     girl = predict.run([str(img)], [m], tmp_path / "girl", sex="F")[0]
     assert boy["bone_age_months"] - girl["bone_age_months"] == pytest.approx(15.0, abs=0.01)
     assert boy["gradcam"] and (tmp_path / "boy" / "gradcam" / "hand.png").is_file()
-    with pytest.raises(predict.UsageError, match="--sex M or F"):
+    with pytest.raises(trained.UsageError, match="--sex M or F"):
         predict.run([str(img)], [m], tmp_path / "none")
     assert predict.main([str(img), "--model", str(sexed), "--out", str(tmp_path / "cli")]) == 2
     assert "takes the patient's sex" in capsys.readouterr().err
@@ -290,26 +293,26 @@ def test_sidecar_preprocessing_and_an_ensemble(member, sexed, tmp_path):
 
 def test_bad_inputs_are_refused_by_name(sexed, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(predict.UsageError, match="holds no images"):
+    with pytest.raises(trained.UsageError, match="holds no images"):
         predict.collect([str(tmp_path / "empty")])
     pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "nopath.csv", index=False)
-    with pytest.raises(predict.UsageError, match="needs a 'path' column"):
+    with pytest.raises(trained.UsageError, match="needs a 'path' column"):
         predict.collect([str(tmp_path / "nopath.csv")])
     pd.DataFrame({"path": ["a.png", "b.png"], "sex": ["F", "X"]}).to_csv(
         tmp_path / "badsex.csv", index=False
     )
-    with pytest.raises(predict.UsageError, match=r"badsex.csv, line 3: sex must be M or F"):
+    with pytest.raises(trained.UsageError, match=r"badsex.csv, line 3: sex must be M or F"):
         predict.collect([str(tmp_path / "badsex.csv")])
-    with pytest.raises(predict.UsageError, match="age must be 0-300 months"):
+    with pytest.raises(trained.UsageError, match="age must be 0-300 months"):
         predict.parse_age("-4", "--age")
-    with pytest.raises(predict.UsageError, match="no model.keras file under"):
-        predict.find_models([str(tmp_path / "empty")])
+    with pytest.raises(trained.UsageError, match="no model.keras file under"):
+        trained.find_models([str(tmp_path / "empty")])
     bad = tmp_path / "bad" / "model.keras"
     bad.parent.mkdir()
     bad.write_bytes(sexed.read_bytes())
     preprocess.sidecar_path(bad).write_text(json.dumps({"preprocessing": {"size": 99}}))
-    with pytest.raises(predict.UsageError, match="says size 99, but the model takes 64 px"):
-        predict.load_member(bad)
+    with pytest.raises(trained.UsageError, match="says size 99, but the model takes 64 px"):
+        trained.load_member(bad)
 
 
 def test_hand_box_on_a_phantom_finds_the_hand():

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from nblib import pipeline, preprocess, synthetic
+from nblib.data import phantom, pipeline, preprocess
 
 
 def _gradient_image() -> np.ndarray:
     """A radiograph-like picture whose left half is underexposed."""
-    img = synthetic.render_hand(120.0, False, np.random.default_rng(4), size=(260, 200))
+    img = phantom.render_hand(120.0, False, np.random.default_rng(4), size=(260, 200))
     img[:, :100] //= 3
     return img
 
@@ -38,7 +38,7 @@ def test_contrast_methods():
 
 
 def test_default_preprocessing_is_the_series_pipeline(tmp_path):
-    img = synthetic.render_hand(90.0, True, np.random.default_rng(2), size=(330, 250))
+    img = phantom.render_hand(90.0, True, np.random.default_rng(2), size=(330, 250))
     path = tmp_path / "hand.png"
     cv2.imwrite(str(path), img)
     gray, _ = pipeline.read_gray(path)
@@ -49,7 +49,7 @@ def test_default_preprocessing_is_the_series_pipeline(tmp_path):
 
 
 def test_hand_crop_and_contrast_are_applied_in_order():
-    img = synthetic.render_hand(150.0, True, np.random.default_rng(6), size=(300, 240))
+    img = phantom.render_hand(150.0, True, np.random.default_rng(6), size=(300, 240))
     canvas = np.full((600, 600), 12, np.uint8)
     canvas[150:450, 200:440] = img
     prep = preprocess.Preprocessing(64, crop="hand", contrast="standardize")
@@ -67,7 +67,7 @@ def test_preprocessing_json_round_trip_and_sidecar(tmp_path):
     assert preprocess.Preprocessing.from_dict(json.loads(json.dumps(prep.to_dict()))) == prep
     model = tmp_path / "model.keras"
     assert preprocess.load_sidecar(model) is None
-    extra = {"inputs": ["image", "sex"], "tta": ["identity", "flip_lr"], "note": "notebook 08"}
+    extra = {"inputs": ["image", "sex"], "tta": ["identity", "flip_lr"], "note": "notebook 07"}
     path = preprocess.save_sidecar(model, prep, extra)
     assert path == tmp_path / "model.preprocess.json"
     back, back_extra = preprocess.load_sidecar(model)

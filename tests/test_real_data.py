@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from nblib import data, eda
+from nblib.data import loading, rsna
+from nblib.experiments import eda
 
 pytestmark = pytest.mark.real
 
@@ -36,7 +37,7 @@ def _raw(path, id_col, age_col, sex_col, male_values):
 )
 def test_official_label_tables(shared_dir, name, split, dialect):
     path = shared_dir / "data" / "rsna-labels" / name
-    table = data.load_labels(path)
+    table = rsna.load_labels(path)
     n, males, lo, hi, total = _raw(path, *dialect)  # computed from the raw CSV, independently
     assert len(table) == n == {"train": 12611, "validation": 1425, "test": 200}[split]
     assert int(table["male"].sum()) == males
@@ -52,7 +53,7 @@ def test_label_tables_summary(shared_dir):
 
 
 def test_sample_loads_with_every_path(shared_dir):
-    df = data.load_dataset(shared_dir / "data" / "rsna-sample")
+    df = loading.load_dataset(shared_dir / "data" / "rsna-sample")
     assert len(df) == 1000
     assert all(__import__("os").path.isfile(p) for p in df["path"])
     assert df["boneage"].between(1, 228).all()

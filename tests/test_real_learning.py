@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from nblib import config, paper1, paper2
+from nblib.core import config
+from nblib.experiments import paper1, paper2
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 

@@ -11,7 +11,9 @@ import shutil
 
 import pytest
 
-from nblib import results, runner, summary
+from nblib.apps import runner
+from nblib.core import results, timing
+from nblib.report import summary
 
 
 class _CopyingPapermill:
@@ -81,7 +83,7 @@ def test_damaged_or_odd_metrics_are_named_not_raised(tmp_path):
 
 
 def test_durations_read_as_people_write_them():
-    assert [results.duration(s) for s in (None, 4.4, 59.6, 185, 3725)] == [
+    assert [timing.duration(s) for s in (None, 4.4, 59.6, 185, 3725)] == [
         "-",
         "4 s",
         "1 min 00 s",
@@ -108,7 +110,7 @@ def test_run_closes_with_summary_pages_and_index(tmp_path, fake_papermill, capsy
     with open(out / "summary.csv") as f:
         rows = {r["notebook"]: r for r in csv.DictReader(f)}
     assert rows["03_resnet50"]["status"] == "done" and float(rows["03_resnet50"]["ratio"]) == 0.5
-    assert rows["09_comparison"]["status"] == "not run"
+    assert rows["08_comparison"]["status"] == "not run"
     assert "| 03_resnet50 | done |" in (out / "summary.md").read_text()
     for stem, title in (("02_preprocessing", "the input pipeline"), ("03_resnet50", "GELU ResNet")):
         page = (out / "notebooks" / f"{stem}.html").read_text()
@@ -133,8 +135,8 @@ def test_a_failed_rendering_is_named_on_the_console_and_in_the_index(
 
     monkeypatch.setattr(summary, "render_notebook", broken)
     out = tmp_path / "o"
-    (out / "09_comparison").mkdir(parents=True)
-    (out / "09_comparison" / "report.md").write_text(
+    (out / "08_comparison").mkdir(parents=True)
+    (out / "08_comparison" / "report.md").write_text(
         "# Report\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
     )
     assert runner.run("smoke", out=str(out), only="3") == 0  # the results stand
@@ -144,9 +146,9 @@ def test_a_failed_rendering_is_named_on_the_console_and_in_the_index(
     index = (out / "index.html").read_text()
     assert "notebooks/03_resnet50.html: could not be rendered" in index
     assert "template not found" in index
-    report = (out / "09_comparison" / "report.html").read_text()
+    report = (out / "08_comparison" / "report.html").read_text()
     assert "<table>" in report and "<td>2</td>" in report  # Markdown tables become HTML tables
-    assert 'href="09_comparison/report.html"' in index
+    assert 'href="08_comparison/report.html"' in index
     assert "RuntimeError: template not found" in (out / "logs" / "render.log").read_text()
 
 

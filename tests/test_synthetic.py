@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nblib import data, synthetic
+from nblib.data import loading, phantom, rsna
 
 
 def test_layout_and_dialects(tiny_dataset):
-    df = data.load_dataset(tiny_dataset)  # all three tables parse and every image checks out
+    df = loading.load_dataset(tiny_dataset)  # all three tables parse and every image checks out
     assert df["split"].value_counts().to_dict() == {"train": 48, "validation": 12, "test": 12}
     header = {p.name: p.read_text().splitlines()[0] for p in tiny_dataset.glob("*.csv")}
     assert header["boneage-training-dataset.csv"] == "id,boneage,male"
@@ -24,9 +24,9 @@ def test_layout_and_dialects(tiny_dataset):
 
 
 def test_same_seed_same_bytes(tmp_path):
-    a = synthetic.generate(tmp_path / "a", 6, 2, 2, seed=5, workers=1)
-    b = synthetic.generate(tmp_path / "b", 6, 2, 2, seed=5, workers=1)
-    c = synthetic.generate(tmp_path / "c", 6, 2, 2, seed=6, workers=1)
+    a = phantom.generate(tmp_path / "a", 6, 2, 2, seed=5, workers=1)
+    b = phantom.generate(tmp_path / "b", 6, 2, 2, seed=5, workers=1)
+    c = phantom.generate(tmp_path / "c", 6, 2, 2, seed=6, workers=1)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert len(files) == 14
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
@@ -34,23 +34,23 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_label_distribution_like_rsna():
-    ages, male = synthetic.sample_labels(20000, np.random.default_rng(0))
+    ages, male = phantom.sample_labels(20000, np.random.default_rng(0))
     assert abs(ages.mean() - 127) < 3 and abs(ages.std() - 41) < 3
     assert ages.min() >= 1 and ages.max() <= 228 and male.mean() == 0.54
-    assert synthetic.sample_labels(1000, np.random.default_rng(42))[1].sum() == 540
+    assert phantom.sample_labels(1000, np.random.default_rng(42))[1].sum() == 540
 
 
 def test_maturation_follows_age_and_sex():
     """Older hands show more bone; a girl matures ahead of a boy of the same age."""
 
     def bone_fraction(age, male):
-        img = synthetic.render_hand(age, male, np.random.default_rng(1), size=(600, 450)).astype(
+        img = phantom.render_hand(age, male, np.random.default_rng(1), size=(600, 450)).astype(
             float
         )
         return float((img > 200).mean())
 
     assert bone_fraction(24, True) < bone_fraction(96, True) < bone_fraction(200, True)
-    assert synthetic.skeletal_age(150, False) > synthetic.skeletal_age(150, True)
+    assert phantom.skeletal_age(150, False) > phantom.skeletal_age(150, True)
 
 
 def test_generation_is_fast():
@@ -58,7 +58,7 @@ def test_generation_is_fast():
     n = 60
     rng = np.random.default_rng(0)
     for _ in range(n):
-        synthetic.render_hand(120, True, rng)
+        phantom.render_hand(120, True, rng)
     per_image = (time.perf_counter() - t) / n
     assert per_image < 0.2, f"{per_image:.3f} s per image: thousands would take minutes"
 
@@ -69,7 +69,7 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
     import keras
 
     def arrays(folder):
-        df = pd.concat([data.load_labels(p) for p in folder.glob("*.csv")], ignore_index=True)
+        df = pd.concat([rsna.load_labels(p) for p in folder.glob("*.csv")], ignore_index=True)
         x = (
             np.stack(
                 [
@@ -83,8 +83,8 @@ def test_a_small_cnn_learns_age_from_phantoms(tmp_path):
         )
         return x, df["boneage"].to_numpy("float32")
 
-    x, y = arrays(synthetic.generate(tmp_path / "train", 800, 0, 0, seed=11, workers=1))
-    xt, yt = arrays(synthetic.generate(tmp_path / "fresh", 200, 0, 0, seed=12, workers=1))
+    x, y = arrays(phantom.generate(tmp_path / "train", 800, 0, 0, seed=11, workers=1))
+    xt, yt = arrays(phantom.generate(tmp_path / "fresh", 200, 0, 0, seed=12, workers=1))
     keras.utils.set_random_seed(0)
     layers = keras.layers
     model = keras.Sequential(

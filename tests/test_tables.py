@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nblib import plots, reporting, results, runfiles, tables
+from nblib.core import results, runfiles
+from nblib.report import plots, reporting, tables
 
 
 def _pred(true, predicted, male):

@@ -15,8 +15,10 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from nblib import config, paper2, pretraining, results, training
+from nblib.core import config, results, runtime
+from nblib.experiments import paper2
 from nblib.models import autoencoder, bonet
+from nblib.train import averaging, fitting, pretraining
 
 
 def test_keras_two_accuracy_by_hand():
@@ -64,12 +66,12 @@ def test_killed_training_resumes_to_the_same_end(tmp_path, monkeypatch):
     train, val = _problem()
     cfg_a = _cfg(tmp_path / "a")
     ref = _model()
-    training.compile_model(ref, cfg_a, loss="mse")
-    full = training.fit(ref, train, val, cfg_a, verbose=0)
+    fitting.compile_model(ref, cfg_a, loss="mse")
+    full = fitting.fit(ref, train, val, cfg_a, verbose=0)
 
     cfg_b = _cfg(tmp_path / "b")
     m = _model()
-    training.compile_model(m, cfg_b, loss="mse")
+    fitting.compile_model(m, cfg_b, loss="mse")
     original_fit = keras.Model.fit
     monkeypatch.setattr(
         keras.Model,
@@ -79,15 +81,15 @@ def test_killed_training_resumes_to_the_same_end(tmp_path, monkeypatch):
         ),
     )
     with pytest.raises(KeyboardInterrupt):
-        training.fit(m, train, val, cfg_b, verbose=0)
+        fitting.fit(m, train, val, cfg_b, verbose=0)
     monkeypatch.setattr(keras.Model, "fit", original_fit)
     assert len(pd.read_csv(cfg_b.run_dir / "history.csv")) == 3
 
     fresh = (
         _model()
     )  # a new process would start from scratch: new model, weights from the checkpoint
-    training.compile_model(fresh, cfg_b, loss="mse")
-    resumed = training.fit(fresh, train, val, cfg_b, verbose=0)
+    fitting.compile_model(fresh, cfg_b, loss="mse")
+    resumed = fitting.fit(fresh, train, val, cfg_b, verbose=0)
     assert resumed["epoch"].tolist() == full["epoch"].tolist() == [1, 2, 3, 4, 5, 6]
     np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=1e-4)  # same optimizer state
     for a, b in zip(fresh.get_weights(), ref.get_weights(), strict=True):
@@ -125,7 +127,7 @@ def _fit_with(monkeypatch, model, train, val, cfg, *extra):
         ),
     )
     try:
-        return training.fit(model, train, val, cfg, verbose=0)
+        return fitting.fit(model, train, val, cfg, verbose=0)
     finally:
         monkeypatch.setattr(keras.Model, "fit", original_fit)
 
@@ -136,7 +138,7 @@ def test_averaged_model_is_the_mean_of_the_last_epochs_with_its_own_batch_norm_s
     train, val = _problem()
     cfg = _cfg(tmp_path / "a", average_epochs=3)
     m = _bn_model()
-    training.compile_model(m, cfg, loss="mse")
+    fitting.compile_model(m, cfg, loss="mse")
     seen = {}
     h = _fit_with(monkeypatch, m, train, val, cfg, _Capture(seen))
     assert h.attrs["averaged_epochs"] == [4, 6]
@@ -168,12 +170,12 @@ def test_averaged_model_is_the_mean_of_the_last_epochs_with_its_own_batch_norm_s
     # killed inside the averaged epochs, resumed in a new model: the same averaged end
     cfg_b = _cfg(tmp_path / "b", average_epochs=3)
     b = _bn_model()
-    training.compile_model(b, cfg_b, loss="mse")
+    fitting.compile_model(b, cfg_b, loss="mse")
     with pytest.raises(KeyboardInterrupt):
         _fit_with(monkeypatch, b, train, val, cfg_b, _Kill(5))
     fresh = _bn_model()
-    training.compile_model(fresh, cfg_b, loss="mse")
-    training.fit(fresh, train, val, cfg_b, verbose=0)
+    fitting.compile_model(fresh, cfg_b, loss="mse")
+    fitting.fit(fresh, train, val, cfg_b, verbose=0)
     for x, y in zip(fresh.get_weights(), m.get_weights(), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
     assert [f.name for f in cfg_b.run_dir.glob("checkpoints/main/average-*")] == [
@@ -187,7 +189,7 @@ def test_batch_norm_reestimation_averages_every_batch_and_a_shorter_last_one():
     feed = tf.data.Dataset.from_tensor_slices((x, x[:, 0])).batch(16)
     m = _bn_model()
     bn = m.get_layer("bn")
-    assert training.reestimate_batch_norm(m, feed, 16) == 4
+    assert averaging.reestimate_batch_norm(m, feed, 16) == 4
     hidden = [np.array(m.get_layer("hidden")(x[i : i + 16])) for i in range(0, 60, 16)]
     np.testing.assert_allclose(
         np.array(bn.moving_mean), np.mean([h.mean(axis=0) for h in hidden], axis=0), rtol=1e-5
@@ -196,7 +198,7 @@ def test_batch_norm_reestimation_averages_every_batch_and_a_shorter_last_one():
         np.array(bn.moving_variance), np.mean([h.var(axis=0) for h in hidden], axis=0), rtol=1e-4
     )
     assert bn.momentum == 0.99  # put back after the pass
-    assert training.reestimate_batch_norm(_model(), feed, 16) == 0  # nothing to re-estimate
+    assert averaging.reestimate_batch_norm(_model(), feed, 16) == 0  # nothing to re-estimate
 
 
 def test_early_stopping_restores_the_best_weights(tmp_path):
@@ -206,8 +208,8 @@ def test_early_stopping_restores_the_best_weights(tmp_path):
     )  # another mapping: validation loss turns up as the model fits the training set
     cfg = _cfg(tmp_path, epochs=60, learning_rate=0.05, patience=3)
     m = _model()
-    training.compile_model(m, cfg, loss="mse")
-    h = training.fit(m, train, val, cfg, verbose=0)
+    fitting.compile_model(m, cfg, loss="mse")
+    h = fitting.fit(m, train, val, cfg, verbose=0)
     assert len(h) < 60 and h.attrs["stopped_early"]
     best = int(h.loc[h["val_loss"].idxmin(), "epoch"])
     assert h.attrs["best_epoch"] == best
@@ -219,8 +221,8 @@ def test_history_has_curves_of_paper1(tmp_path):
     train, val = _problem()
     cfg = _cfg(tmp_path, epochs=2)
     m = _model()
-    training.compile_model(m, cfg, loss="msle")
-    h = training.fit(m, train, val, cfg, verbose=0)
+    fitting.compile_model(m, cfg, loss="msle")
+    h = fitting.fit(m, train, val, cfg, verbose=0)
     for col in (
         "loss",
         "val_loss",
@@ -241,31 +243,32 @@ def test_cosine_schedule_with_warmup(tmp_path):
     cfg = dataclasses.replace(
         _cfg(tmp_path), lr_schedule="cosine", warmup_epochs=2, learning_rate=1e-3
     )
-    lrs = [training.lr_at(cfg, e, 10) for e in range(10)]
+    lrs = [fitting.lr_at(cfg, e, 10) for e in range(10)]
     assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(1e-3) and lrs[-1] < 2e-4
 
 
 def test_strategy_choice():
-    assert training.strategy_kind("auto", 0, None) == "default"
-    assert training.strategy_kind("auto", 1, None) == "default"
-    assert training.strategy_kind("auto", 2, None) == "mirrored"
-    assert training.strategy_kind("auto", 8, '{"cluster": {}}') == "multiworker"
-    assert training.strategy_kind("mirrored", 0, None) == "mirrored"
+    assert runtime.strategy_kind("auto", 0, None) == "default"
+    assert runtime.strategy_kind("auto", 1, None) == "default"
+    assert runtime.strategy_kind("auto", 2, None) == "mirrored"
+    assert runtime.strategy_kind("auto", 8, '{"cluster": {}}') == "multiworker"
+    assert runtime.strategy_kind("mirrored", 0, None) == "mirrored"
 
 
 _TWO_CPUS = """
 import json, sys, numpy as np, tensorflow as tf, keras
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from nblib import config, training
+from nblib.core import config, runtime
+from nblib.train import averaging, fitting
 cfg = config.make("03_resnet50", "smoke", output_dir=sys.argv[1], strategy="mirrored", epochs=2)
-strategy = training.setup(cfg)
+strategy = runtime.setup(cfg)
 with strategy.scope():
     m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="gelu"), keras.layers.Dense(1)])
-    training.compile_model(m, cfg, loss="mse")
+    fitting.compile_model(m, cfg, loss="mse")
 x = np.random.default_rng(0).random((32, 8)).astype("float32")
 ds = tf.data.Dataset.from_tensor_slices((x, x.sum(1))).batch(8)
-h = training.fit(m, ds, ds, cfg, verbose=0)
+h = fitting.fit(m, ds, ds, cfg, verbose=0)
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "epochs": len(h),
                   "finite": bool(np.isfinite(h["val_loss"]).all())}))
 """
@@ -376,41 +379,41 @@ def test_changed_settings_start_afresh_but_more_epochs_continue(tmp_path, capsys
     train, val = _problem()
     cfg = _cfg(tmp_path, epochs=2)
     m = _model()
-    training.compile_model(m, cfg, loss="mse")
-    training.fit(m, train, val, cfg, verbose=0)
-    more = training.fit(m, train, val, cfg, epochs=3, verbose=0)  # a larger total continues
+    fitting.compile_model(m, cfg, loss="mse")
+    fitting.fit(m, train, val, cfg, verbose=0)
+    more = fitting.fit(m, train, val, cfg, epochs=3, verbose=0)  # a larger total continues
     assert (
         more["epoch"].tolist() == [1, 2, 3]
         and "Continuing from the checkpoint of epoch 2" in capsys.readouterr().out
     )
     other = dataclasses.replace(cfg, learning_rate=0.002)
     m2 = _model()
-    training.compile_model(m2, other, loss="mse")
-    fresh = training.fit(m2, train, val, other, epochs=2, verbose=0)
+    fitting.compile_model(m2, other, loss="mse")
+    fresh = fitting.fit(m2, train, val, other, epochs=2, verbose=0)
     assert "starting this training afresh" in capsys.readouterr().out
     assert fresh["epoch"].tolist() == [1, 2] and fresh["lr"].iloc[0] == pytest.approx(0.002)
 
 
 def _tiny_resnet_history(cfg, parts):
-    from nblib import pipeline
+    from nblib.data import pipeline
     from nblib.models import resnet50
 
-    strategy = training.setup(cfg)
+    strategy = runtime.setup(cfg)
     ds = {
         s: pipeline.make_dataset(p, 32, 8, training=(s == "train"), seed=cfg.seed)
         for s, p in parts.items()
     }
     with strategy.scope():
         m = resnet50.build(image_size=32, width=0.125, output_bias=120.0)
-        training.compile_model(m, cfg, loss="msle")
-    h = training.fit(m, ds["train"], ds["validation"], cfg, verbose=0)
+        fitting.compile_model(m, cfg, loss="msle")
+    h = fitting.fit(m, ds["train"], ds["validation"], cfg, verbose=0)
     return h.drop(columns=["seconds"]), m.predict(ds["validation"], verbose=0)
 
 
 def test_same_seed_gives_identical_histories(tmp_path, tiny_dataset):
-    from nblib import data
+    from nblib.data import loading, splitting
 
-    df = data.assign_split(data.load_dataset(tiny_dataset), "official", 0)
+    df = splitting.assign_split(loading.load_dataset(tiny_dataset), "official", 0)
     parts = {s: df[df["split"] == s].reset_index(drop=True) for s in ("train", "validation")}
     runs = [
         _tiny_resnet_history(_cfg(tmp_path / f"run{i}", epochs=2, learning_rate=1e-3), parts)

@@ -1,4 +1,4 @@
-"""Throughput benchmarks (not timed tests): ``python -m nblib.benchmark pipeline|train|gpu``.
+"""Throughput benchmarks (not timed tests): ``python -m nblib.apps.benchmark pipeline|train|gpu``.
 
 ``pipeline`` measures the input pipeline's images/s for a first epoch (which decodes) and a
 second (from the cache), against a naive loader that decodes every image every epoch, in one run,
@@ -20,13 +20,14 @@ import numpy as np
 
 
 def _table(data_dir: str | None, n: int, seed: int):
-    from nblib import config, data
+    from nblib.core import config
+    from nblib.data import loading
 
     if data_dir:
-        df = data.load_dataset(data_dir)
+        df = loading.load_dataset(data_dir)
     else:
         cfg = config.make("02_preprocessing", "cpu", seed=seed)
-        df = data.load_dataset(data.resolve_data_dir(cfg))
+        df = loading.load_dataset(loading.resolve_data_dir(cfg))
     return df.sample(n=min(n, len(df)), random_state=seed).reset_index(drop=True)
 
 
@@ -64,7 +65,7 @@ def pipeline_throughput(df, image_size: int = 256, batch_size: int = 16, epochs:
     """Images/s of the project's feed per epoch and of the naive loader, measured in one run."""
     import keras
 
-    from nblib import pipeline
+    from nblib.data import pipeline
 
     pipeline.clear_cache()
     t = time.perf_counter()
@@ -128,7 +129,7 @@ def feed_comparison(image_size: int = 128, width: float = 0.25, batch_size: int 
     (TensorFlow backend: the only one where both feeds exist). Two epochs timed after one."""
     import keras
 
-    from nblib import pipeline
+    from nblib.data import pipeline
     from nblib.models import registry
 
     rng = np.random.default_rng(0)
@@ -139,7 +140,7 @@ def feed_comparison(image_size: int = 128, width: float = 0.25, batch_size: int 
         keras.utils.set_random_seed(0)
         source = pipeline.BatchSource(images, labels, batch_size, True, "boneage", 0)
         if feed == "tf.data":
-            from nblib import tfbackend
+            from nblib.core import tfbackend
 
             ds = tfbackend.dataset(source)
         else:
@@ -165,9 +166,9 @@ def peak_memory_bytes() -> int | None:
             stats = jax.devices()[0].memory_stats() or {}
             return stats.get("peak_bytes_in_use")
         if keras.backend.backend() == "tensorflow":
-            from nblib import training
+            from nblib.core import runtime
 
-            if training.gpu_present():
+            if runtime.gpu_present():
                 import tensorflow as tf
 
                 return tf.config.experimental.get_memory_info("GPU:0")["peak"]
@@ -193,12 +194,12 @@ def train_throughput(
     """
     import keras
 
-    from nblib import training
+    from nblib.core import runtime
 
     policy = "float32"
     if mixed_precision:
         cfg = type("C", (), {"mixed_precision": "on"})()
-        policy = training.precision_policy(cfg)
+        policy = runtime.precision_policy(cfg)
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     model, loss = _build(model_name, image_size, width)
@@ -235,7 +236,7 @@ def feed_throughput(image_size: int, batch_size: int, n: int = 2048) -> dict:
     order (as in training) and copied to the accelerator (JAX), one epoch after a warm-up."""
     import keras
 
-    from nblib import pipeline
+    from nblib.data import pipeline
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, image_size, image_size), dtype=np.uint8)
@@ -292,7 +293,7 @@ def _run_isolated(args: list[str], timeout: float) -> dict:
         "XLA_PYTHON_CLIENT_PREALLOCATE", None
     )  # each measurement owns the device, as in training
     out = subprocess.run(
-        [sys.executable, "-m", "nblib.benchmark", *args, "--json"],
+        [sys.executable, "-m", "nblib.apps.benchmark", *args, "--json"],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -331,7 +332,7 @@ def gpu_check(
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     import keras
 
-    from nblib import results, training
+    from nblib.core import provenance, results, runtime
 
     t0 = time.perf_counter()
     tf = keras.backend.backend() == "tensorflow"
@@ -375,13 +376,13 @@ def gpu_check(
             r["vs_keras_resnet50"] = round(r["train_img_s"] / keras_rate, 3)
         r["feed_over_model"] = round(feed["feed_img_s"] / r["train_img_s"], 1)
     doc = {
-        "what": "python -m nblib.benchmark gpu",
+        "what": "python -m nblib.apps.benchmark gpu",
         "method": METHOD,
         "date": datetime.date.today().isoformat(),
         "backend": keras.backend.backend(),
-        "devices": training.accelerators()
+        "devices": runtime.accelerators()
         or [f"CPU ({platform.processor() or platform.machine()})"],
-        "versions": results.package_versions(),
+        "versions": provenance.package_versions(),
         "image_size": image_size,
         "width": width,
         "batch_size": batch_size,
@@ -400,7 +401,8 @@ def paper_lite_series(out: Path, profile: str = "paper-lite") -> dict:
     """The paper architectures at 256 px and width 1 on phantom data, one epoch each, executed
     headless through papermill as ``run_all.sh --profile paper-lite`` does (the tests run the
     same code with the smoke profile)."""
-    from nblib import results, runfiles, runner
+    from nblib.apps import runner
+    from nblib.core import results, runfiles
 
     t = time.perf_counter()
     code = runner.run(profile, out=str(out), force=True)
@@ -482,8 +484,10 @@ def gpu_markdown(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from nblib.core import config
+
     ap = argparse.ArgumentParser(
-        prog="python -m nblib.benchmark", description=__doc__.split("\n\n")[0]
+        prog="python -m nblib.apps.benchmark", description=__doc__.split("\n\n")[0]
     )
     sub = ap.add_subparsers(dest="what", required=True)
     p = sub.add_parser("pipeline", help="input pipeline vs a naive loader")
@@ -511,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--width", type=float, default=0.25)
     f.add_argument("--batch-size", type=int, default=16)
     g = sub.add_parser("gpu", help="the GPU check (models, feed, projections, paper-lite series)")
-    g.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    g.add_argument("--out", default=str(config.ROOT / "benchmarks"))
     g.add_argument("--image-size", type=int, default=256)
     g.add_argument("--width", type=float, default=1.0)
     g.add_argument("--batch-size", type=int, default=32)
@@ -533,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(feed_comparison(args.image_size, args.width, args.batch_size)))
         return 0
     if args.what == "gpu" and args.series_only:
-        from nblib import results
+        from nblib.core import results
 
         out = Path(args.out)
         doc = results.read_json(out / "gpu.json")
@@ -570,9 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ratio epoch 2 / naive: {res['ratio_epoch2_vs_naive']:.1f}x")
     else:
         if args.deterministic:  # before the backend touches a device
-            from nblib import training
+            from nblib.core import runtime
 
-            training.make_deterministic(type("C", (), {"seed": 0, "deterministic": True})())
+            runtime.make_deterministic(type("C", (), {"seed": 0, "deterministic": True})())
         res = train_throughput(
             args.model,
             args.image_size,
@@ -593,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{res['first_steps_s']:.1f} s, {res['params']:,} params)"
             )
     if args.out:
-        from nblib import results
+        from nblib.core import results
 
         results.write_json(Path(args.out), res)
     return 0

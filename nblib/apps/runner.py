@@ -1,4 +1,4 @@
-"""Run the notebook series headless with papermill: ``python -m nblib.runner`` (``run_all.sh``).
+"""Run the notebook series headless with papermill: ``python -m nblib.apps.runner`` (``run_all.sh``).
 
 Each notebook is executed with the profile's parameters into ``<out>/notebooks/``, its cell output
 logged to ``<out>/logs/<notebook>.log``. A finished notebook leaves a marker in ``<out>/.done/``
@@ -10,7 +10,7 @@ executed copy and log, and exits non-zero.
 
 ``--set name=value`` (repeatable) sets any configuration parameter: the value is read as YAML
 (``true``, ``3``, ``0.5``, ``[80, 128]``); names in a notebook's parameters cell are passed as
-papermill parameters, and every override also reaches :func:`nblib.config.make` through the
+papermill parameters, and every override also reaches :func:`nblib.core.config.make` through the
 ``BONEAGE_SET`` environment variable. The output folder is locked while the series runs, so two
 runs never write into the same folder.
 
@@ -39,7 +39,8 @@ from pathlib import Path
 
 import yaml
 
-from nblib import config, results, runfiles, summary
+from nblib.core import config, locks, results, runfiles
+from nblib.report import summary
 
 NOTEBOOK_DIR = config.ROOT / "notebooks"
 KERNEL = "boneage-repro"
@@ -163,7 +164,7 @@ def _kernel_name() -> str:
 
 class _Progress(logging.Handler):
     """Echo the notebook's one-line-per-epoch progress (``[progress] ...`` lines that
-    ``nblib.training`` prints) to the console; everything else stays in the log."""
+    ``nblib.train`` prints) to the console; everything else stays in the log."""
 
     def __init__(self, stem: str):
         super().__init__(logging.INFO)
@@ -178,7 +179,7 @@ class _Progress(logging.Handler):
 @contextlib.contextmanager
 def _kernel_environment(overrides: dict):
     """The environment a notebook's kernel inherits while it runs, restored afterwards: the
-    ``--set`` overrides (read by :func:`nblib.config.make`) and quiet framework logging."""
+    ``--set`` overrides (read by :func:`nblib.core.config.make`) and quiet framework logging."""
     saved = dict(os.environ)
     for k, v in KERNEL_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
@@ -250,9 +251,9 @@ def run(
             print(f"error: --set: {e}", file=sys.stderr)
             return 2
     try:
-        with results.lock_folder(out_dir):
+        with locks.lock_folder(out_dir):
             return _run_series(profile, out_dir, params, selected, force, overrides)
-    except results.FolderLocked as e:
+    except locks.FolderLocked as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
 

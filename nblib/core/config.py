@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nblib import results, runfiles
+from nblib.core import results, runfiles
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = ROOT / "params"
 PROFILES = ("smoke", "cpu", "sample", "paper", "paper-lite")
 DEFAULT_DATA_DIR = ROOT / "data" / "synthetic"
@@ -90,9 +90,11 @@ class Config:
     baseline_epochs: int = 10
     baseline_max_samples: int = 0
     baseline_weights: str = "imagenet"  # "imagenet" | "none"
-    backbone: str = "resnet18"  # 08's trunk: "resnet18" (basic blocks) | "resnet50" (paper 1's)
-    rungs: tuple[str, ...] = ()  # 08's ladder rungs to train; () = all (see nblib.beyond.LADDER)
-    long_epochs: int = 0  # 08's last rung "long": the whole recipe this many epochs; 0 = none
+    backbone: str = "resnet18"  # 07's trunk: "resnet18" (basic blocks) | "resnet50" (paper 1's)
+    rungs: tuple[
+        str, ...
+    ] = ()  # 07's ladder rungs to train; () = all (see nblib.experiments.beyond.LADDER)
+    long_epochs: int = 0  # 07's last rung "long": the whole recipe this many epochs; 0 = none
 
     def __post_init__(self) -> None:
         problems = []
@@ -334,7 +336,7 @@ def _read_profile(profile: str) -> tuple[Path, dict[str, dict[str, Any]]]:
             f"Profile file {path}:\n  - "
             + "\n  - ".join(problems)
             + f"\nSections are 'common' and the notebooks: {', '.join(valid[1:])}; "
-            "names are the fields of nblib.config.Config."
+            "names are the fields of nblib.core.config.Config."
         )
     return path, sections
 
@@ -487,7 +489,7 @@ def from_notebook(notebook: str, namespace: Mapping[str, Any]) -> Config:
     injected = _injected_names(namespace)
     cell = f"the parameters cell of {notebook}"
     problems = [
-        f"{cell}: {name} is not a parameter; the names are the fields of nblib.config.Config"
+        f"{cell}: {name} is not a parameter; the names are the fields of nblib.core.config.Config"
         for name in sorted(declared - _FIELDS)
     ]
     for name in sorted(injected - declared - _FIELDS):

@@ -16,8 +16,8 @@ from pathlib import Path
 PAPER1_DIRS = {"resnet50": "03_resnet50", "inception_v4": "04_inception_v4"}
 AUTOENCODER_DIR = "05_autoencoder_pretraining"
 BONET_DIR = "06_ae_bonet"
-BEYOND_DIR = "08_beyond"
-REPORT_DIR = "09_comparison"
+BEYOND_DIR = "07_beyond"
+REPORT_DIR = "08_comparison"
 
 # --- files of every notebook -------------------------------------------------------------------
 CONFIG = "config.json"
@@ -37,7 +37,7 @@ AUTOENCODER = "autoencoder.keras"
 ENCODER_WEIGHTS = "encoder.weights.h5"
 STAGES = "stages.csv"
 
-# --- notebook 08, beyond the papers ------------------------------------------------------------
+# --- notebook 07, beyond the papers ------------------------------------------------------------
 ABLATION = "ablation.csv"
 ENSEMBLE = "ensemble.json"  # members (paths relative to the folder) and validation-chosen weights
 CROP_BOXES = "crop_boxes.csv"

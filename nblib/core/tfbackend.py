@@ -14,7 +14,7 @@ MAX_IN_GRAPH_BYTES = 1_500_000_000  # larger caches are fed by a generator (grap
 
 
 def dataset(source) -> tf.data.Dataset:
-    """A ``tf.data.Dataset`` over a :class:`~nblib.pipeline.BatchSource`'s cache and settings.
+    """A ``tf.data.Dataset`` over a :class:`~nblib.data.pipeline.BatchSource`'s cache and settings.
 
     The cache goes into the graph (``from_tensor_slices``) and ``shuffle`` reorders it each epoch
     from the seed: deterministic, and measured 2.2x faster on a 2-core CPU (ResNet-50 at 96 px,
@@ -55,7 +55,7 @@ def dataset(source) -> tf.data.Dataset:
     opts.autotune.enabled = False
     opts.deterministic = True
     ds = ds.with_options(opts)
-    ds.source = source  # its arrays, for a pass in fixed order (training.reestimate_batch_norm)
+    ds.source = source  # its arrays, for a pass in fixed order (averaging.reestimate_batch_norm)
     return ds
 
 

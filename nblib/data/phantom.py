@@ -439,7 +439,7 @@ def generate(
         (tmp / "phantom.json").write_text(
             json.dumps(
                 {
-                    "generator": "nblib.synthetic",
+                    "generator": "nblib.data.phantom",
                     "version": VERSION,
                     "seed": seed,
                     "counts": {"train": n_train, "validation": n_val, "test": n_test},

@@ -3,7 +3,7 @@
 ``load_images`` decodes (8/16-bit, gray/RGB/RGBA -> 8-bit gray), resizes to ``S x S`` (aspect not
 kept, as paper 1 does) and keeps the uint8 array in a per-process cache, so train, validation and
 test sets and every model of a notebook reuse one decode. ``make_dataset`` feeds batches of those
-uint8 images: a ``tf.data`` pipeline under TensorFlow (``nblib.tfbackend``), a backend-neutral
+uint8 images: a ``tf.data`` pipeline under TensorFlow (``nblib.core.tfbackend``), a backend-neutral
 ``keras.utils.PyDataset`` elsewhere. Scaling to [0, 1], channels and random flips happen in the
 model's first layers, on the accelerator.
 """
@@ -170,7 +170,7 @@ def inspect_image(
 
 def judge(img: np.ndarray, alpha: np.ndarray | None = None) -> tuple[str | None, str | None]:
     """``(problem, warning)`` of a decoded full-size image (see :func:`inspect_image`); also used
-    by ``nblib.predict`` on images that do not come from a PNG file (DICOM)."""
+    by ``nblib.apps.predict`` on images that do not come from a PNG file (DICOM)."""
     h, w = img.shape
     if min(h, w) < MIN_SIDE:
         return f"image is only {w}x{h} px; at least {MIN_SIDE} px a side is needed", None
@@ -202,7 +202,7 @@ def load_images(df: pd.DataFrame, image_size: int, progress: bool = True) -> np.
 
     Rows already decoded for another table at the same size are reused, so a split's subsets
     cost nothing once the whole table was loaded. Between the notebooks of a run, the data
-    checks' cache (``data.inspect_images``) keeps the decodes on disk.
+    checks' cache (``checks.inspect_images``) keeps the decodes on disk.
     """
     paths = [str(p) for p in df["path"]]
     key = _key(paths, image_size)
@@ -277,7 +277,7 @@ def make_dataset(
     was measured faster, PyDataset under JAX and PyTorch (no TensorFlow needed).
 
     ``images`` (uint8 ``[N, S, S]``, row for row with ``df``) replaces the decode-once cache, for
-    images preprocessed otherwise (notebook 08's crops). ``sex`` (``[N]``, 1 = male) makes the
+    images preprocessed otherwise (notebook 07's crops). ``sex`` (``[N]``, 1 = male) makes the
     inputs a pair ``(image, sex [B, 1])`` for a model with a second input.
     """
     if len(df) == 0:
@@ -303,7 +303,7 @@ def make_dataset(
         raise ValueError(f"sex has {len(extra)} rows for a table of {len(df)}")
     source = BatchSource(images, labels, batch_size, training, target, seed, extra)
     if feed == "tf.data":
-        from nblib import tfbackend
+        from nblib.core import tfbackend
 
         return tfbackend.dataset(source)
     if feed != "pydataset":

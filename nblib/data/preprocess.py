@@ -1,6 +1,6 @@
 """Preprocessing beyond the papers: contrast, a crop to the hand, and how a saved model records them.
 
-The faithful models take the whole radiograph resized to ``S x S`` (``nblib.pipeline``). A model
+The faithful models take the whole radiograph resized to ``S x S`` (``nblib.data.pipeline``). A model
 trained with other preprocessing says so in a sidecar file beside it,
 ``<model file stem>.preprocess.json`` (``model.keras`` -> ``model.preprocess.json``), so that
 prediction repeats exactly what training saw. Without a sidecar, preprocessing is the series'
@@ -21,7 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from nblib import pipeline, results
+from nblib.core import results
+from nblib.data import pipeline
 
 CROPS = ("none", "hand")
 CONTRASTS = ("none", "clahe", "standardize")
@@ -248,7 +249,7 @@ class Preprocessing:
 
     ``crop``: ``none`` (the whole image, as the papers) or ``hand`` (:func:`hand_box`).
     ``contrast``: ``none``, ``clahe`` or ``standardize`` (:func:`contrast`), applied to the crop at
-    full resolution. Then :func:`nblib.pipeline.resize` to ``size x size``. The default,
+    full resolution. Then :func:`nblib.data.pipeline.resize` to ``size x size``. The default,
     ``crop="none", contrast="none"``, is exactly the series' input pipeline.
     """
 

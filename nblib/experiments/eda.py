@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib import data
+from nblib.data import rsna, splitting
 
 
 def label_tables(labels_dir: Path | str) -> pd.DataFrame:
     """Every RSNA label table in ``labels_dir`` (no image checks: label-only folders work)."""
     tables = []
-    for csv in data.find_tables(Path(labels_dir)):
-        t, problems = data.read_labels(csv, image_dir=Path(labels_dir))
+    for csv in rsna.find_tables(Path(labels_dir)):
+        t, problems = rsna.read_labels(csv, image_dir=Path(labels_dir))
         if len(problems):
-            raise data.DataError(str(csv), problems)
+            raise rsna.DataError(str(csv), problems)
         tables.append(t)
     return pd.concat(tables, ignore_index=True)
 
@@ -32,7 +32,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         .round(1)
         .reset_index()
     )
-    order = {s: i for i, s in enumerate(data.SPLITS)}
+    order = {s: i for i, s in enumerate(splitting.SPLITS)}
     return out.sort_values(
         ["split", "sex"], key=lambda c: c.map(order) if c.name == "split" else c
     ).reset_index(drop=True)
@@ -54,7 +54,7 @@ def age_figure(df: pd.DataFrame):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    splits = [s for s in data.SPLITS if (df["split"] == s).any()]
+    splits = [s for s in splitting.SPLITS if (df["split"] == s).any()]
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False)
     d = df.assign(sex=np.where(df["male"], "male", "female"), age_years=df["boneage"] / 12)
     for ax, s in zip(axes.flat, splits, strict=True):
@@ -85,7 +85,8 @@ def size_figure(sizes: pd.DataFrame):
 
 def montage(df: pd.DataFrame, n: int = 16, size: int = 160, seed: int = 0):
     """``n`` radiographs spread over the age range, ordered by age, with their labels."""
-    from nblib import pipeline, plots
+    from nblib.data import pipeline
+    from nblib.report import plots
 
     d = df.sort_values("boneage").reset_index(drop=True)
     idx = np.unique(np.linspace(0, len(d) - 1, min(n, len(d))).round().astype(int))

@@ -3,8 +3,8 @@
 Official split, flips in training, MSLE loss, Adam; per-epoch loss, RMSE, MAPE and R^2 on training
 and validation data; test metrics of Table I beside the mean predictor and the paper's numbers.
 
-The notebooks call one step per cell: ``training.setup``, ``data.split_for`` and
-``data.save_split``, ``pipeline.datasets``, :func:`build`, ``training.fit``, ``evaluation.score``,
+The notebooks call one step per cell: ``runtime.setup``, ``loading.split_for`` and
+``loading.save_split``, ``pipeline.datasets``, :func:`build`, ``fitting.fit``, ``evaluation.score``,
 :func:`save`, then :func:`figures`; :func:`run` composes the same steps in one call.
 """
 
@@ -16,9 +16,12 @@ from typing import Any
 import keras
 import pandas as pd
 
-from nblib import data, evaluation, pipeline, plots, results, runfiles, tables, training
+from nblib.core import provenance, results, runfiles, runtime
+from nblib.data import loading, pipeline, splitting
 from nblib.models import registry
 from nblib.models.layers import count_params
+from nblib.report import plots, tables
+from nblib.train import checkpoints, evaluation, fitting
 
 LABELS = tables.PAPER1_LABELS
 LOSS = "msle"
@@ -27,7 +30,7 @@ LOSS = "msle"
 @dataclasses.dataclass
 class Result:
     model: keras.Model
-    split: data.Split
+    split: splitting.Split
     history: pd.DataFrame
     scores: evaluation.Scores
     saved: dict[str, Any]  # what save() wrote: metrics, table1, error_by_group
@@ -45,7 +48,7 @@ def build(cfg, key: str, parts: dict[str, pd.DataFrame], strategy) -> keras.Mode
             output_bias=float(parts["train"]["boneage"].mean()),
             flips=cfg.flips,
         )
-        training.compile_model(model, cfg, loss=LOSS)
+        fitting.compile_model(model, cfg, loss=LOSS)
     print(
         f"{LABELS[key]}: {count_params(model):,} parameters at {cfg.image_size} px, width "
         f"{cfg.width}; {len(parts['train'])} training / {len(parts['validation'])} validation / "
@@ -63,7 +66,7 @@ def metrics(model, history: pd.DataFrame, scores: evaluation.Scores, parts: dict
         "best_epoch": history.attrs.get("best_epoch"),
         "averaged_epochs": history.attrs.get("averaged_epochs"),  # None: the best epoch's weights
         "stopped_early": history.attrs.get("stopped_early"),
-        "train_seconds": training.train_seconds(history),
+        "train_seconds": fitting.train_seconds(history),
         "params_count": count_params(model),
         "n_train": len(parts["train"]),
         "n_val": len(parts["validation"]),
@@ -83,10 +86,10 @@ def save(cfg, key: str, model, history, scores: evaluation.Scores, parts: dict) 
         "error_by_group": tables.error_by_group({LABELS[key]: scores.predictions}),
     }
     results.write_csv(cfg.run_dir / runfiles.PREDICTIONS, scores.predictions)
-    training.save_model(model, cfg.run_dir / runfiles.MODEL)
+    checkpoints.save_model(model, cfg.run_dir / runfiles.MODEL)
     for name in ("table1", "error_by_group"):
         results.write_csv(cfg.run_dir / runfiles.table(name), out[name])
-    results.write_metrics(cfg, m, model=key)
+    provenance.write_metrics(cfg, m, model=key)
     return out
 
 
@@ -114,12 +117,12 @@ def summary(history: pd.DataFrame, scores: evaluation.Scores) -> str:
 
 def run(cfg, key: str) -> Result:
     """Train and evaluate ``key`` as configured and write every result: the notebook's steps."""
-    strategy = training.setup(cfg)
-    split = data.split_for(cfg)
-    data.save_split(cfg, split)
+    strategy = runtime.setup(cfg)
+    split = loading.split_for(cfg)
+    loading.save_split(cfg, split)
     ds = pipeline.datasets(split.parts, cfg.image_size, cfg.batch_size, cfg.seed)
     model = build(cfg, key, split.parts, strategy)
-    history = training.fit(model, ds["train"], ds["validation"], cfg)
+    history = fitting.fit(model, ds["train"], ds["validation"], cfg)
     scores = evaluation.score(model, split.parts, ds, loss=LOSS)
     saved = save(cfg, key, model, history, scores, split.parts)
     figs = figures(key, history, scores.predictions, saved["error_by_group"])

@@ -16,19 +16,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from nblib import (
-    data,
-    evaluation,
-    pipeline,
-    plots,
-    pretraining,
-    results,
-    runfiles,
-    tables,
-    training,
-)
+from nblib.core import provenance, results, runfiles, runtime
+from nblib.data import loading, pipeline, splitting
 from nblib.models import autoencoder, baselines, registry
 from nblib.models.layers import count_params
+from nblib.report import plots, tables
+from nblib.train import checkpoints, evaluation, fitting, pretraining
 
 ENCODER_FILE = runfiles.ENCODER_WEIGHTS
 BONET_PANELS = (("mae", "MAE (months)"), ("loss", "Loss (MSE)"))
@@ -82,10 +75,10 @@ def save_pretraining(cfg, ae, encoder, stages: pd.DataFrame, history, parts: dic
     ``metrics.json``; return ``metrics`` and ``table2``."""
     with results.atomic_path(cfg.run_dir / ENCODER_FILE) as tmp:
         encoder.save_weights(tmp)
-    training.save_model(ae, cfg.run_dir / runfiles.AUTOENCODER)
+    checkpoints.save_model(ae, cfg.run_dir / runfiles.AUTOENCODER)
     m = {
         "stages": stages.to_dict("records"),
-        "train_seconds": training.train_seconds(history),
+        "train_seconds": fitting.train_seconds(history),
         "epochs_run": int(history["epoch"].max()),
         "params_count": count_params(ae),
         "n_train": len(parts["train"]),
@@ -93,7 +86,7 @@ def save_pretraining(cfg, ae, encoder, stages: pd.DataFrame, history, parts: dic
     }
     out = {"metrics": m, "table2": tables.table2(m["stages"])}
     results.write_csv(cfg.run_dir / runfiles.table("table2"), out["table2"])
-    results.write_metrics(cfg, m, encoder_weights=str(cfg.run_dir / ENCODER_FILE))
+    provenance.write_metrics(cfg, m, encoder_weights=str(cfg.run_dir / ENCODER_FILE))
     return out
 
 
@@ -114,9 +107,9 @@ def pretraining_figures(history: pd.DataFrame, sample: np.ndarray, recon: np.nda
 
 def pretrain(cfg) -> PretrainResult:
     """Notebook 05's steps: staged pretraining on the training split; writes the encoder weights."""
-    strategy = training.setup(cfg)
-    split = data.split_for(cfg)
-    data.save_split(cfg, split)
+    strategy = runtime.setup(cfg)
+    split = loading.split_for(cfg)
+    loading.save_split(cfg, split)
     ds = pipeline.datasets(
         split.parts,
         cfg.image_size,
@@ -156,7 +149,7 @@ class Regressor:
             "init": self.init,
             "test": self.scores.test,
             "epochs_run": len(self.history),
-            "train_seconds": training.train_seconds(self.history),
+            "train_seconds": fitting.train_seconds(self.history),
             "params_count": self.params_count,
             "image_size": self.image_size,
             "n_train": self.n_train,
@@ -173,7 +166,7 @@ class BonetResult:
 
 def compile_regressor(model: keras.Model, cfg) -> keras.Model:
     """Paper 2's regression training: Adam, MSE loss, MAE metric."""
-    return training.compile_model(
+    return fitting.compile_model(
         model, cfg, loss=LOSS, metrics=[keras.metrics.MeanAbsoluteError(name="mae")]
     )
 
@@ -226,7 +219,7 @@ def save_regressor(cfg, key: str, model, history, scores, image_size: int, parts
     return its record for Table 5."""
     results.write_csv(cfg.run_dir / runfiles.predictions(key), scores.predictions)
     if key == "ae_bonet":
-        training.save_model(model, cfg.run_dir / runfiles.MODEL)
+        checkpoints.save_model(model, cfg.run_dir / runfiles.MODEL)
     label, init = describe(cfg, key)
     return Regressor(
         label, init, image_size, len(parts["train"]), count_params(model), history, scores
@@ -237,9 +230,9 @@ def _fewer(parts: dict, max_samples: int, seed: int) -> dict:
     """At most ``max_samples`` images in all, each split cut in proportion (seeded)."""
     total = sum(map(len, parts.values()))
     return {
-        s: data.subset(p.assign(split=s), max(1, max_samples * len(p) // total), seed).reset_index(
-            drop=True
-        )
+        s: splitting.subset(
+            p.assign(split=s), max(1, max_samples * len(p) // total), seed
+        ).reset_index(drop=True)
         for s, p in parts.items()
     }
 
@@ -259,7 +252,7 @@ def train_regressor(
         parts = _fewer(parts, max_samples, cfg.seed)
     ds = pipeline.datasets(parts, image_size, cfg.batch_size, cfg.seed)
     model = build()
-    history = training.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
+    history = fitting.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
     scores = evaluation.score(model, parts, ds, loss=LOSS)
     return save_regressor(cfg, key, model, history, scores, image_size, parts)
 
@@ -309,7 +302,7 @@ def save_bonet(cfg, models: dict[str, Regressor]) -> dict:
     }
     for name in ("table4", "table5"):
         results.write_csv(cfg.run_dir / runfiles.table(name), out[name])
-    results.write_metrics(cfg, m, encoder_weights=str(encoder_path(cfg)))
+    provenance.write_metrics(cfg, m, encoder_weights=str(encoder_path(cfg)))
     return out
 
 
@@ -338,9 +331,9 @@ def bonet_figures(models: dict[str, Regressor]) -> dict:
 def run_bonet(cfg, with_ablation: bool = True, with_baselines: bool = True) -> BonetResult:
     """Notebook 06's steps: AE-BoNet from the pretrained encoder, its random-init ablation, and
     the baselines."""
-    strategy = training.setup(cfg)
-    split = data.split_for(cfg)
-    data.save_split(cfg, split)
+    strategy = runtime.setup(cfg)
+    split = loading.split_for(cfg)
+    loading.save_split(cfg, split)
     parts = split.parts
     models = {
         "ae_bonet": train_regressor(

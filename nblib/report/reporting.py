@@ -1,9 +1,9 @@
 """The reproduction report: tables and figures built only from the result files of one run.
 
-Notebook 09 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
+Notebook 08 calls :func:`build` and :func:`write`. Nothing here reads another kernel's state: every
 number comes from ``<output_dir>/NN_name/metrics.json``, ``history*.csv`` or ``predictions*.csv``
-(names in :mod:`nblib.runfiles`), every table is computed by :mod:`nblib.tables` (the functions the
-notebooks use), and every paper number comes from :mod:`nblib.reference`, labelled as such.
+(names in :mod:`nblib.core.runfiles`), every table is computed by :mod:`nblib.report.tables` (the functions the
+notebooks use), and every paper number comes from :mod:`nblib.report.reference`, labelled as such.
 
 Every result file is checked as it is read: a damaged one (not JSON, a metric that is not a
 number, a prediction table cut short or with the wrong row count) stops the report with a
@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nblib import plots, reference, results, runfiles, tables
+from nblib.core import results, runfiles
+from nblib.report import plots, reference, tables
 
 PAPER1_MODELS = {
     stem: (key, tables.PAPER1_LABELS[key]) for key, stem in runfiles.PAPER1_DIRS.items()
 }
 AE_DIR, BONET_DIR = runfiles.AUTOENCODER_DIR, runfiles.BONET_DIR
-BEYOND = "08 ensemble (beyond the papers)"  # how the report names notebook 08's best model
+BEYOND = "07 ensemble (beyond the papers)"  # how the report names notebook 07's best model
 DEVIATIONS = "training settings unlike the papers'"  # a protocol-table column
 ResultError = results.ResultError
 PREDICTION_COLUMNS = ["id", "true", "predicted", "male", "split"]
@@ -41,7 +42,7 @@ TITLES = {
     "table4": "Table 4 (paper 2): AE-BoNet against related work (MAE, months)",
     "table5": "Table 5 (paper 2): AE-BoNet, its random-init ablation and ImageNet-style baselines",
     "table5_protocol": "Protocol of AE-BoNet and the baselines",
-    "beyond": "Beyond the papers (notebook 08, in neither paper): each ingredient added one at a time",
+    "beyond": "Beyond the papers (notebook 07, in neither paper): each ingredient added one at a time",
     "test_labels": "The test labels each score was computed against",
     "error_by_group": "Test MAE by age band and sex",
 }
@@ -306,8 +307,8 @@ def _bonet(report: Report) -> None:
 
 
 def _beyond(report: Report) -> None:
-    """Notebook 08's ablation table; its ensemble's predictions and its rungs' histories, each
-    named as beyond the papers. Optional: a run without 08 has no such section."""
+    """Notebook 07's ablation table; its ensemble's predictions and its rungs' histories, each
+    named as beyond the papers. Optional: a run without 07 has no such section."""
     folder = report.output_dir / runfiles.BEYOND_DIR
     if not (folder / runfiles.METRICS).is_file():
         return
@@ -319,17 +320,17 @@ def _beyond(report: Report) -> None:
     report.tables["beyond"] = results.read_csv(folder / runfiles.ABLATION)
     report.predictions[BEYOND] = read_predictions(folder / runfiles.PREDICTIONS, m.get("n_test"))
     for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
-        report.histories[f"08 {tag} (beyond the papers)"] = df
+        report.histories[f"07 {tag} (beyond the papers)"] = df
 
 
 def _test_labels(report: Report) -> None:
     """For every model: how many test labels, whole or fractional months, and their fingerprint
     (:func:`nblib.data.label_version`), so that a score can be matched to its label table."""
-    from nblib import data
+    from nblib.data import splitting
 
     rows = []
     for name, pred in report.predictions.items():
-        version = data.label_version(pred.rename(columns={"true": "boneage"}))
+        version = splitting.label_version(pred.rename(columns={"true": "boneage"}))
         rows.append({"model": name, **version})
     if rows:
         report.tables["test_labels"] = pd.DataFrame(rows)
@@ -497,13 +498,13 @@ def _paper2_notes(report: Report) -> list[str]:
 
 
 def _beyond_notes(report: Report) -> list[str]:
-    """What notebook 08 is, and which RSNA test-200 labels its number would be compared with."""
+    """What notebook 07 is, and which RSNA test-200 labels its number would be compared with."""
     t = report.tables.get("beyond")
     if t is None or t.empty:
         return []
     best = t.iloc[-1]
     return [
-        f"Beyond the papers: notebook 08's ensemble reaches test MAE "
+        f"Beyond the papers: notebook 07's ensemble reaches test MAE "
         f"{best['test MAE (months)']:.2f} months ({best['x mean predictor']:.2f}x the mean "
         "predictor) with ingredients neither paper used (sex input, contrast normalisation, "
         "hand crop, augmentation, a robust loss, test-time augmentation, an ensemble); it is not "
@@ -616,12 +617,12 @@ def _summary_table(report: Report) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nblib.reporting RUN_DIR``: print the run's summary table as Markdown."""
+    """``python -m nblib.report.reporting RUN_DIR``: print the run's summary table as Markdown."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m nblib.reporting RUN_DIR", file=sys.stderr)
+        print("usage: python -m nblib.report.reporting RUN_DIR", file=sys.stderr)
         return 2
     try:
         print(_md_table(summary_table(build(args[0]))))

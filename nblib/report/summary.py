@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nblib import results, runfiles
+from nblib.core import results, runfiles, timing
 
 REPORT = Path(runfiles.REPORT_DIR) / runfiles.REPORT
 COLUMNS = ["notebook", "status", "seconds", "metric", "value", "mean_predictor", "ratio", "note"]
@@ -120,7 +120,7 @@ def _cells(row: dict) -> list[str]:
     return [
         row["notebook"],
         row["status"],
-        results.duration(row["seconds"]),
+        timing.duration(row["seconds"]),
         row["metric"] or "-",
         _fmt(row["value"]),
         _fmt(row["mean_predictor"]),
@@ -244,7 +244,7 @@ def write_index(out_dir: Path, table: list[dict], failed: dict[str, str], title:
         f"<p>{_link(out_dir, report_html, 'The reproduction report')} "
         f"({_link(out_dir, REPORT, 'Markdown')})</p>"
         if (out_dir / REPORT).is_file()
-        else "<p>No reproduction report yet: notebook 07 has not run in this folder.</p>"
+        else "<p>No reproduction report yet: notebook 08 has not run in this folder.</p>"
     )
     logs = sorted((out_dir / "logs").glob("*.log")) if (out_dir / "logs").is_dir() else []
     log_items = "".join(f"<li>{_link(out_dir, p.relative_to(out_dir), p.name)}</li>" for p in logs)

@@ -2,10 +2,10 @@
 
 Every function takes the result dictionaries a notebook writes into its ``metrics.json`` (the
 ``metrics`` section, or the same dictionary in memory before it is written) or prediction frames
-``[id, true, predicted, male, ...]``. The experiments (:mod:`nblib.paper1`, :mod:`nblib.paper2`)
-and the report (:mod:`nblib.reporting`) call the same functions, so a table has the same headers,
+``[id, true, predicted, male, ...]``. The experiments (:mod:`nblib.experiments.paper1`, :mod:`nblib.experiments.paper2`)
+and the report (:mod:`nblib.report.reporting`) call the same functions, so a table has the same headers,
 rows and rounding in a notebook's folder and in the report. Paper numbers come from
-:mod:`nblib.reference` and sit in columns marked "(reference)".
+:mod:`nblib.report.reference` and sit in columns marked "(reference)".
 
 A stored NaN (a diverged model) is ``None`` in ``metrics.json`` and stays empty in a table.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from nblib import reference
+from nblib.report import reference
 
 PAPER1_LABELS = {"resnet50": "ResNet-50 (GELU)", "inception_v4": "Inception-V4"}
 # Table I's metrics: key in metrics.json, row name (R^2 in percent, as the paper gives it).
@@ -73,7 +73,7 @@ def table1(key: str, metrics: dict[str, Any]) -> pd.DataFrame:
 def table2(stages: list[dict[str, Any]]) -> pd.DataFrame:
     """Table 2: the paper's pretraining stages (reference) beside ours, one row per stage.
 
-    ``stages`` are the rows :func:`nblib.pretraining.pretrain` returns (``metrics.stages`` in
+    ``stages`` are the rows :func:`nblib.train.pretraining.pretrain` returns (``metrics.stages`` in
     the autoencoder's ``metrics.json``): epochs, training MSE and accuracy of the stage's last
     epoch, validation MSE, PSNR and SSIM.
     """

@@ -1,6 +1,6 @@
 """Test-set predictions and metrics, and the mean-predictor floor.
 
-The tables built from them (Table I, the error by age band and sex) are in :mod:`nblib.tables`.
+The tables built from them (Table I, the error by age band and sex) are in :mod:`nblib.report.tables`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from nblib import metrics
+from nblib.train import metrics
 
 
 def predict(model, df: pd.DataFrame, ds) -> pd.DataFrame:

@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from nblib import results, runfiles, training
+from nblib.core import results, runfiles
+from nblib.train import fitting
 
 
 @keras.saving.register_keras_serializable(package="nblib")
@@ -109,7 +110,7 @@ class SSIM(keras.metrics.MeanMetricWrapper):
 
 def compile_autoencoder(model: keras.Model, cfg) -> keras.Model:
     """Paper 2, Table 1: Adam (``cfg.learning_rate``), MSE loss, "accuracy"; plus PSNR and SSIM."""
-    return training.compile_model(
+    return fitting.compile_model(
         model, cfg, loss="mse", metrics=[KerasTwoAccuracy(), PSNR(), SSIM()]
     )
 
@@ -127,7 +128,7 @@ def pretrain(
     Writes ``stages.csv`` (one row per stage) beside ``history.csv`` (one row per epoch); the
     returned history is the one the last stage's training returned, every epoch of every stage.
 
-    Each stage trains to its cumulative epoch through :func:`training.fit`, so a killed run
+    Each stage trains to its cumulative epoch through :func:`fitting.fit`, so a killed run
     resumes inside the stage it was in. A stage's row holds the training loss and accuracy of its
     last epoch (what Table 2 reports) and the validation MSE, accuracy, PSNR and SSIM.
     """
@@ -146,7 +147,7 @@ def pretrain(
         if i <= len(rows):  # finished before an interruption: its row was measured then
             continue
         print(f"Stage {i}/{len(stages)}: training to epoch {end}")
-        history = training.fit(
+        history = fitting.fit(
             model,
             train_ds,
             val_ds,
@@ -173,7 +174,7 @@ def pretrain(
         )
         results.write_csv(stages_path, pd.DataFrame(rows))
     if history is None:  # every stage had finished before this call: load the final weights
-        history = training.fit(
+        history = fitting.fit(
             model, train_ds, val_ds, cfg, run_dir=run_dir, epochs=ends[-1], restore_best=False
         )
     return pd.DataFrame(rows), history
