@@ -14,6 +14,7 @@ models' plain resize, for the ensemble) is made from that one decode.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -179,8 +180,11 @@ class Rung:
     params_count: int
 
 
-def train_rung(cfg, key, label, recipe, images, parts, sex) -> Rung:
-    """Train one rung (resumably: its checkpoints are ``checkpoints/<key>``); predict val and test."""
+def train_rung(cfg, key, label, recipe, images, parts, sex, strategy=None) -> Rung:
+    """Train one rung (resumably: its checkpoints are ``checkpoints/<key>``); predict val and test.
+
+    The model is built in ``strategy``'s scope (what :func:`nblib.core.runtime.setup` returned), so
+    that it trains on every device the run was given."""
     train = parts["train"]
     mean, sd = float(train["boneage"].mean()), float(train["boneage"].std())
     name = "input_" + recipe_variant(recipe)
@@ -197,17 +201,18 @@ def train_rung(cfg, key, label, recipe, images, parts, sex) -> Rung:
         for s in ("train", "validation")
     }
     keras.utils.set_random_seed(cfg.seed)  # every rung starts from the same draws
-    model = beyond_net.build(
-        recipe,
-        cfg.image_size,
-        cfg.width,
-        mean=mean,
-        sd=sd,
-        name=f"beyond_{key}",
-        backbone=cfg.backbone,
-    )
-    loss = beyond_net.standardized_huber(mean, sd) if recipe.robust else "msle"
-    fitting.compile_model(model, cfg, loss=loss)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = beyond_net.build(
+            recipe,
+            cfg.image_size,
+            cfg.width,
+            mean=mean,
+            sd=sd,
+            name=f"beyond_{key}",
+            backbone=cfg.backbone,
+        )
+        loss = beyond_net.standardized_huber(mean, sd) if recipe.robust else "msle"
+        fitting.compile_model(model, cfg, loss=loss)
     epochs = cfg.long_epochs if recipe.long else cfg.epochs
     history = fitting.fit(model, ds["train"], ds["validation"], cfg, epochs=epochs, tag=key)
     s_val = sex["validation"] if recipe.sex else None
@@ -322,15 +327,15 @@ def inputs(cfg, parts: dict[str, pd.DataFrame], faithful: dict[str, dict]):
     return split_images(arrays, parts, table), sex, boxes
 
 
-def train_ladder(cfg, parts, images, sex) -> list[Rung]:
-    """Train every rung in order; save each model with its preprocessing sidecar."""
-    rungs, todo = [], ladder_of(cfg)
-    for i, (key, label, recipe) in enumerate(todo, start=1):
-        print(f"[progress] 07 rung {i}/{len(todo)}: {key} ({label})", flush=True)
-        rung = train_rung(cfg, key, label, recipe, images, parts, sex)
-        save_rung(cfg, rung)
-        rungs.append(rung)
-    return rungs
+def climb(cfg, key, label, recipe, images, parts, sex, strategy, rungs: list[Rung]) -> Rung:
+    """One step of the ladder as the notebook shows it: a progress line, the rung trained
+    (:func:`train_rung`), saved with its preprocessing sidecar, and appended to ``rungs``."""
+    total = len(ladder_of(cfg))
+    print(f"[progress] 07 rung {len(rungs) + 1}/{total}: {key} ({label})", flush=True)
+    rung = train_rung(cfg, key, label, recipe, images, parts, sex, strategy)
+    save_rung(cfg, rung)
+    rungs.append(rung)
+    return rung
 
 
 @dataclasses.dataclass
