@@ -66,10 +66,44 @@ def git_revision() -> str | None:
     return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+VECTOR_FLAGS = (
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+)
+
+
+def cpu(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's model name and which vector instruction sets it has (Linux ``/proc/cpuinfo``).
+
+    Floating-point results of the same code differ between CPUs whose kernels take other paths
+    (AVX2 against AVX-512 or AMX), so a result names the one it came from."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return {"model": platform.processor() or None, "vector_flags": None}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "model": fields.get("model name") or platform.processor() or None,
+        "vector_flags": [f for f in VECTOR_FLAGS if f in flags],
+    }
+
+
 def hardware() -> dict[str, Any]:
     info: dict[str, Any] = {
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "cpu": cpu(),
         "platform": platform.platform(),
     }
     try:

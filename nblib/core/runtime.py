@@ -39,33 +39,42 @@ def switch(value: str) -> bool:
     return value == "on" or (value == "auto" and gpu_present())
 
 
+BF16_COMPUTE_CAPABILITY = (8, 0)  # NVIDIA Ampere and later compute in bfloat16 natively
+
+
+def compute_capabilities() -> list[tuple[int, int]]:
+    """CUDA compute capability (major, minor) of each GPU the backend sees; empty on a CPU."""
+    b = backend()
+    if b == "jax":
+        import jax
+
+        return [
+            tuple(int(v) for v in str(getattr(d, "compute_capability", "0.0")).split(".")[:2])
+            for d in jax.devices()
+            if d.platform == "gpu"
+        ]
+    if b == "torch":
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [tuple(torch.cuda.get_device_capability(i)) for i in range(n)]
+    from nblib.core import tfbackend
+
+    return tfbackend.compute_capabilities()
+
+
+def mixed_policy(capabilities: list[tuple[int, int]]) -> str:
+    """``mixed_bfloat16`` on CPUs and on GPUs of compute capability 8.0 or later (every one of
+    them), else ``mixed_float16``, which older GPUs run at speed."""
+    old = [c for c in capabilities if tuple(c) < BF16_COMPUTE_CAPABILITY]
+    return "mixed_float16" if old else "mixed_bfloat16"
+
+
 def precision_policy(cfg) -> str:
-    """``float32``, or with mixed precision on: ``mixed_bfloat16`` where the hardware has bf16
-    (NVIDIA Ampere and later, and CPUs), else ``mixed_float16``."""
+    """``float32``, or with mixed precision on, :func:`mixed_policy` of the GPUs present."""
     if not switch(cfg.mixed_precision):
         return "float32"
-    names = " ".join(accelerators()).upper()
-    old_gpu = names and not any(
-        k in names
-        for k in (
-            "A100",
-            "A10",
-            "A30",
-            "A40",
-            "H100",
-            "H200",
-            "L4",
-            "L40",
-            "RTX 30",
-            "RTX 40",
-            "RTX 50",
-            "B100",
-            "B200",
-            "GH200",
-            "RTX A",
-        )
-    )
-    return "mixed_float16" if old_gpu else "mixed_bfloat16"
+    return mixed_policy(compute_capabilities())
 
 
 def strategy_kind(requested: str, n_gpus: int, tf_config: str | None) -> str:

@@ -91,6 +91,15 @@ def gpu_names() -> list[str]:
     ]
 
 
+def compute_capabilities() -> list[tuple[int, int]]:
+    """(major, minor) CUDA compute capability of each visible GPU; (0, 0) where not reported."""
+    out = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        out.append(tuple(cc) if cc else (0, 0))
+    return out
+
+
 def enable_determinism() -> None:
     """Deterministic kernels (ops without one raise rather than vary from run to run)."""
     tf.config.experimental.enable_op_determinism()
