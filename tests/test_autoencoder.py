@@ -11,7 +11,7 @@ from nblib.train import pretraining
 
 
 def test_parameter_counts_are_pinned():
-    # 256 px, width 1: encoder 6,275,392 + decoder 6,270,785 (DESIGN section 8: ~12.5M).
+    # 256 px, width 1: encoder 6,275,392 + decoder 6,270,785.
     ae = autoencoder.build(image_size=256, width=1.0)
     enc = autoencoder.encoder_of(ae)
     assert (ae.count_params(), enc.count_params()) == (12_546_177, 6_275_392)

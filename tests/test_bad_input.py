@@ -54,7 +54,7 @@ def _folder(tmp_path, n=30, ages=None, images=None):
     return tmp_path
 
 
-# --- item 1: 16-bit images are scaled by their real bit depth ---------------------------------
+# --- 16-bit images are scaled by their real bit depth ---------------------------------
 
 
 def test_12bit_data_in_16bit_png_is_not_black(tmp_path):
@@ -92,7 +92,7 @@ def test_8bit_is_unchanged(tmp_path):
     np.testing.assert_array_equal(pipeline.read_gray(p)[0], _hand() // 16)
 
 
-# --- item 2 and 3: tables are never silently left out ------------------------------------------
+# --- tables are never silently left out ------------------------------------------
 
 
 def test_official_split_without_a_test_table_keeps_validation(tmp_path):
@@ -154,7 +154,7 @@ def test_palette_png_is_named_as_unsupported(tmp_path):
     assert exc.value.problems["id"].tolist() == ["2"]
 
 
-# --- item 7: implausible labels and images ----------------------------------------------------
+# --- implausible labels and images ----------------------------------------------------
 
 
 def test_ages_in_years_are_refused(tmp_path):
@@ -359,7 +359,7 @@ def test_real_sample_has_no_problem_and_no_warning(shared_dir):
     assert len(df) == 1000 and df.attrs["dropped"] == [] and df.attrs["warnings"] == []
 
 
-# --- item 6 and parameters: profile and parameter mistakes --------------------------------------
+# --- profile and parameter mistakes --------------------------------------
 
 
 def _profile(tmp_path, monkeypatch, text):

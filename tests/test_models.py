@@ -19,7 +19,7 @@ def _count(model, cls):
 def test_autoencoder_layout_and_shape():
     ae = registry.build("autoencoder", image_size=256, width=1.0)
     enc = autoencoder.encoder_of(ae)
-    assert ae.count_params() == 12_546_177  # DESIGN: ~12.5M
+    assert ae.count_params() == 12_546_177  # about 12.5M
     assert enc.output.shape[1:] == (16, 16, 1024) and ae.output.shape[1:] == (256, 256, 1)
     assert [enc.get_layer(f"enc{i}_conv").filters for i in range(1, 5)] == [64, 128, 256, 512]
     assert [ae.get_layer(f"dec{i}_conv").filters for i in range(1, 5)] == [512, 256, 128, 64]

@@ -31,7 +31,7 @@ def inception():
 
 
 def test_resnet50_parameter_count_is_pinned(resnet):
-    # 32,019,841 parameters: DESIGN's "about 32.0M" (keras.applications' ResNet50 trunk, 23,587,712,
+    # 32,019,841 parameters (keras.applications' ResNet50 trunk, 23,587,712,
     # plus the 8,432,129 of the dense head). 53,120 of them are BatchNorm moving statistics; the
     # convolutions keep their bias, as in the Keras code paper 1 describes (26,560 parameters).
     assert resnet.count_params() == 32_019_841
@@ -96,7 +96,7 @@ def test_every_hidden_activation_is_gelu_and_the_output_linear(resnet, inception
 
 
 def test_inception_v4_parameter_count_is_pinned(inception):
-    # 41,175,937 parameters: DESIGN's "about 41.2M". As in the original TF-slim code and its usual
+    # 41,175,937 parameters. As in the original TF-slim code and its usual
     # Keras port, convolutions have no bias and BatchNorm no scale (gamma); 63,168 BatchNorm moving
     # statistics are the non-trainable part; the output layer is 1,536 + 1.
     assert inception.count_params() == 41_175_937

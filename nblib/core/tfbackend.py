@@ -17,9 +17,8 @@ def dataset(source) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` over a :class:`~nblib.data.pipeline.BatchSource`'s cache and settings.
 
     The cache goes into the graph (``from_tensor_slices``) and ``shuffle`` reorders it each epoch
-    from the seed: deterministic, and measured 2.2x faster on a 2-core CPU (ResNet-50 at 96 px,
-    width 1/4: 71 against 32 training images/s) than feeding the same batches from Python, as a
-    generator or a PyDataset does. Caches over 1.5 GB (the graph's 2 GB limit) are fed from the
+    from the seed: deterministic, and faster than feeding the same batches from Python, as a
+    generator or a PyDataset does (``python -m nblib.apps.benchmark feeds``; ``benchmarks/cpu.md``). Caches over 1.5 GB (the graph's 2 GB limit) are fed from the
     source's own seeded order through a generator instead.
     """
     images, labels, extra = source.images[..., None], source.labels, source.extra

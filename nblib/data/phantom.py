@@ -4,7 +4,7 @@ A teaching and testing asset, not a substitute for real radiographs. It is writt
 Kaggle layout (three label tables in their three dialects, PNG folders) so that the same code
 serves synthetic and real data, and so that a model can genuinely learn age from pixels.
 
-What age drives (DESIGN section 5): hand size and bone lengths; each epiphysis appearing, growing
+What age drives: hand size and bone lengths; each epiphysis appearing, growing
 relative to its metaphysis, capping it, and its growth plate closing to fusion (distal phalanges
 first, the radius last); carpal ossification centres appearing in their usual order and growing.
 Girls mature about 1.5-2 years earlier: their skeletal clock runs faster. Nuisance factors

@@ -4,7 +4,7 @@ Encoder: four blocks of (3x3 convolution, batch norm, ReLU, 2x2 max pooling) wit
 and 512 filters, then a 1024-filter bottleneck block (convolution, batch norm, ReLU). Decoder, the
 mirror image: four blocks of (2x upsampling, 3x3 convolution, batch norm, ReLU) with 512, 256, 128
 and 64 filters, and a 1x1 convolution with a sigmoid back to one channel. At 256 px and width 1
-this has 12.55M parameters (the paper gives no count; DESIGN's measurement of its layout: 12.5M).
+this has 12.55M parameters (the paper gives no count).
 """
 
 from __future__ import annotations

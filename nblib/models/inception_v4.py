@@ -8,7 +8,7 @@ a ``conv2d_bn`` helper and blocks written branch by branch. Valid padding where 
 it makes 75 px the smallest input.
 
 As in the original TF-slim code and its common Keras port, convolutions have no bias and BatchNorm
-has no scale (gamma): 41,175,937 parameters at 256 px (DESIGN: about 41.2M), of which 1,537 are the
+has no scale (gamma): 41,175,937 parameters at 256 px, of which 1,537 are the
 output layer's. Layer names (``{block}_b{branch}_{step}_conv``, ``_bn``, ``_act``) are part of the
 saved checkpoints' format, and so is the order in which the layers are made (it decides which
 random draws each initialiser gets): both are pinned by the tests.

@@ -5,7 +5,7 @@ in four stages of 3/4/6/3 blocks (a convolutional block followed by 2/3/5/2 iden
 Paper 1 departs from keras.applications in three places, reproduced here: GELU instead of ReLU,
 no padding before the stage-1 max pooling, and a 2x2 *average pooling* followed by Flatten (not
 global pooling) feeding four dense layers. At 256 px the flatten is 4x4x2048, so the first dense
-layer alone holds 8.4M weights; the model has 32,019,841 parameters (DESIGN: about 32.0M).
+layer alone holds 8.4M weights; the model has 32,019,841 parameters.
 
 Paper 1's description of the network follows, sentence for sentence, the widely copied Keras
 ResNet-50 of the deeplearning.ai convolutional-networks course ("Residual Networks": zero padding

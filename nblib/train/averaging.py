@@ -86,9 +86,8 @@ def reestimate_batch_norm(model: keras.Model, train_ds, batch_size: int) -> int:
     the weights they are used with; this makes them the averaged model's own. One pass over the
     training images in their fixed order, batches of ``batch_size``, with the model's random
     augmentation as in training. The pass is compiled; a last, shorter batch runs eagerly, which
-    costs less than compiling the model a second time for its size (Inception-V4 on the sample:
-    15 s in all, against 66 s for the whole pass run eagerly). Returns the number of batches
-    (0: no BatchNorm).
+    costs less than compiling the model a second time for its size (``benchmarks/cpu.md``).
+    Returns the number of batches (0: no BatchNorm).
     """
     from nblib.data import pipeline
 

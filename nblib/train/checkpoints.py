@@ -55,9 +55,9 @@ def write_npz(path: Path, **groups) -> None:
 
 
 def save_weights(model: keras.Model, path: Path) -> None:
-    """The model's weights, in order, as one ``.npz``: written every epoch, and about ten times
-    faster than Keras' ``.weights.h5`` writer for a few hundred variables (Inception-V4 at width
-    1/4: 0.2 s against 2.5 s)."""
+    """The model's weights, in order, as one ``.npz``: written every epoch, so the writer must be
+    fast; Keras' ``.weights.h5`` writer is an order of magnitude slower for a few hundred
+    variables (``benchmarks/cpu.md``)."""
     write_npz(path, w=model.weights)
 
 
@@ -101,7 +101,9 @@ def restore_checkpoint(model: keras.Model, ckpt: Path) -> None:
             v.assign(saved[f"seed{i}"])
 
 
-_SIGNED_SINCE = {"flips": "both"}  # a setting added after checkpoints existed: its value before
+# Settings signed only when they differ from this value, which checkpoints without the setting
+# were trained with: such checkpoints keep resuming.
+_SIGNED_SINCE = {"flips": "both"}
 
 
 def signature(model: keras.Model, cfg) -> str:

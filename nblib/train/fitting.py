@@ -146,8 +146,7 @@ def _build_before_tracing(model: keras.Model, train_ds) -> None:
 
     Keras on TensorFlow without a distribution strategy creates them inside the first traced
     step, and TensorFlow then traces that step a second time. Building them first from the
-    feed's element spec halves that cost (ResNet-50 at 64 px, first epoch 61 s -> 38 s on 2
-    cores) and changes no number.
+    feed's element spec saves that second trace (``benchmarks/cpu.md``) and changes no number.
     """
     if runtime.backend() != "tensorflow" or model.optimizer is None or model.optimizer.built:
         return
@@ -205,7 +204,7 @@ def fit(
         )
         shutil.rmtree(ckpt)
     elif state_path.is_file() and not (ckpt / runfiles.LAST_WEIGHTS).is_file():
-        print(f"The checkpoint in {ckpt} is of an older format: starting this training afresh")
+        print(f"The checkpoint in {ckpt} lacks its weights file: starting this training afresh")
         shutil.rmtree(ckpt)
     if state_path.is_file():
         state = json.loads(state_path.read_text())
