@@ -121,3 +121,34 @@ def test_module_imports_alone(module):
     import importlib
 
     importlib.import_module(module)
+
+
+def _layout_block() -> list[str]:
+    text = (config.ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_layout_block_matches_the_tree():
+    """Every package line of the README's layout names exactly the modules in that folder, and
+    every top-level folder it names exists."""
+    listed = {}
+    for line in _layout_block():
+        name, _, rest = line.strip().partition("/")
+        if line.startswith("  "):
+            listed[name] = {m.strip() for m in rest.split(",")}
+        else:
+            assert (config.ROOT / name).is_dir(), f"the README's layout names {name}/, absent"
+    actual = {
+        d.name: {p.stem for p in d.glob("*.py") if p.stem != "__init__"}
+        for d in NBLIB.iterdir()
+        if d.is_dir() and (d / "__init__.py").is_file()
+    }
+    assert listed == actual
+
+
+def test_notebooks_are_numbered_without_a_gap():
+    numbers = sorted(
+        int(p.name[:2]) for p in (config.ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+    )
+    assert numbers == list(range(1, len(numbers) + 1))
