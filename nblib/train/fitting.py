@@ -186,8 +186,34 @@ def fit(
     total = int(epochs or cfg.epochs)
     ckpt = run_dir / runfiles.CHECKPOINTS / (tag or "main")
     history_path = run_dir / runfiles.history(tag)
+    state, rows = _resume(model, ckpt, history_path, checkpoints.signature(model, cfg))
+    start = state["epoch"]
+    if hasattr(train_ds, "set_epoch"):  # feed epoch ``start`` as an uninterrupted run would
+        train_ds.set_epoch(start)
+    if start < total and not state.get("stopped_early"):
+        cb = _Checkpointer(
+            ckpt,
+            history_path,
+            rows,
+            state,
+            cfg,
+            total,
+            monitor if val_ds is not None else "loss",
+            progress_total=progress_total,
+        )
+        _train(model, train_ds, val_ds, cb, start, total, verbose)
+    history = pd.DataFrame(rows)
+    _final_weights(model, history, state, ckpt, cfg, total, train_ds, restore_best)
+    history.attrs["best_epoch"] = state.get("best_epoch")
+    history.attrs["stopped_early"] = state.get("stopped_early", False)
+    return history
+
+
+def _resume(model: keras.Model, ckpt: Path, history_path: Path, signature: str):
+    """The training state and history rows to continue from: the checkpoint's when it was made
+    with these settings (its weights and optimizer state restored into ``model``), else a fresh
+    start (a checkpoint of other settings, or without its weights, is deleted, saying so)."""
     state_path = ckpt / runfiles.CHECKPOINT_STATE
-    signature = checkpoints.signature(model, cfg)
     state = {
         "epoch": 0,
         "best": None,
@@ -214,39 +240,35 @@ def fit(
             rows = history[history["epoch"] <= state["epoch"]].to_dict("records")
         if state["epoch"]:
             print(f"Continuing from the checkpoint of epoch {state['epoch']} in {ckpt}")
-    start = state["epoch"]
-    if hasattr(train_ds, "set_epoch"):  # feed epoch ``start`` as an uninterrupted run would
-        train_ds.set_epoch(start)
-    if start < total and not state.get("stopped_early"):
-        cb = _Checkpointer(
-            ckpt,
-            history_path,
-            rows,
-            state,
-            cfg,
-            total,
-            monitor if val_ds is not None else "loss",
-            progress_total=progress_total,
-        )
-        t0 = time.perf_counter()
-        _build_before_tracing(model, train_ds)
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            initial_epoch=start,
-            epochs=total,
-            callbacks=[cb],
-            shuffle=False,  # the pipeline shuffles
-            verbose=verbose,
-        )
-        wall = time.perf_counter() - t0
-        inside = sum(r["seconds"] for r in rows if r["epoch"] > start)
-        # Time outside the epochs: graph building, checkpoint writes and any stall between epochs.
-        print(
-            f"Trained epochs {start + 1}-{state['epoch']} in {wall:.0f} s "
-            f"({inside:.0f} s inside epochs, {wall - inside:.0f} s around them)"
-        )
-    history = pd.DataFrame(rows)
+    return state, rows
+
+
+def _train(model, train_ds, val_ds, cb: _Checkpointer, start: int, total: int, verbose: int):
+    """Keras' fit from epoch ``start`` to ``total``, the checkpointer writing every epoch; then
+    how long it took inside and around the epochs."""
+    t0 = time.perf_counter()
+    _build_before_tracing(model, train_ds)
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        initial_epoch=start,
+        epochs=total,
+        callbacks=[cb],
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
+    wall = time.perf_counter() - t0
+    inside = sum(r["seconds"] for r in cb.rows if r["epoch"] > start)
+    # Time outside the epochs: graph building, checkpoint writes and any stall between epochs.
+    print(
+        f"Trained epochs {start + 1}-{cb.state['epoch']} in {wall:.0f} s "
+        f"({inside:.0f} s inside epochs, {wall - inside:.0f} s around them)"
+    )
+
+
+def _final_weights(model, history, state, ckpt, cfg, total, train_ds, restore_best) -> None:
+    """Load the weights the model ends with: the average of its last epochs (batch-norm
+    statistics re-estimated) when it averages, else the best epoch's when ``restore_best``."""
     averaged = state.get("averaged") if averaging.averaged_epochs(cfg, total) else None
     if averaged and state.get("average_file") and (ckpt / state["average_file"]).is_file():
         checkpoints.load_weights(model, ckpt / state["average_file"])
@@ -265,9 +287,6 @@ def fit(
         history.attrs["average_seconds"] = took
     elif restore_best and (ckpt / runfiles.BEST_WEIGHTS).is_file():
         checkpoints.load_weights(model, ckpt / runfiles.BEST_WEIGHTS)
-    history.attrs["best_epoch"] = state.get("best_epoch")
-    history.attrs["stopped_early"] = state.get("stopped_early", False)
-    return history
 
 
 def train_seconds(history: pd.DataFrame) -> float:
