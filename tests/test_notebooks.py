@@ -20,6 +20,7 @@ import pytest
 from nblib.apps import runner
 from nblib.core import config, results
 from nblib.report import reporting, summary
+from nblib.train import statistics
 
 ROOT = config.ROOT
 NOTEBOOKS = runner.notebooks()
@@ -193,13 +194,17 @@ def test_run_leaves_index_linking_every_notebook_and_the_report(smoke_run):
     # the summary closes the console and the run folder: every notebook done, 03's test MAE
     table = {r["notebook"]: r for r in summary.rows(out, EXPECTED, {})}
     assert all(r["status"] == "done earlier" for r in table.values())
-    mae = results.read_json(out / "03_resnet50" / "metrics.json")["metrics"]["test"]["mae"]
+    m03 = results.read_json(out / "03_resnet50" / "metrics.json")["metrics"]
+    mae = m03["test"]["mae"]
     assert table["03_resnet50"]["value"] == pytest.approx(mae)
     assert "[run_all] summary (also in summary.md and summary.csv):" in resumed
     row = next(line for line in resumed.splitlines() if line.startswith("  03_resnet50 "))
-    assert row.split()[1:3] == ["done", "earlier"] and f" {mae:.4g} " in row
-    csv = results.read_csv(out / "summary.csv")
-    assert csv.set_index("notebook").loc["03_resnet50", "value"] == pytest.approx(mae)
+    shown = statistics.fmt_interval(m03["intervals"]["mae"], 1)  # 28.5 (26.1-31.0)
+    assert row.split()[1:3] == ["done", "earlier"] and f" {shown} " in row
+    assert shown in (out / "summary.md").read_text()
+    csv = results.read_csv(out / "summary.csv").set_index("notebook")
+    assert csv.loc["03_resnet50", "value"] == pytest.approx(mae)
+    assert csv.loc["03_resnet50", "low"] == pytest.approx(m03["intervals"]["mae"]["low"])
 
 
 def test_interrupted_series_resumes_without_rerunning_finished_notebooks(smoke_run):
@@ -236,9 +241,28 @@ def test_series_writes_results_and_report(smoke_run):
     ):
         assert (beyond / name).is_file(), name
     assert "Beyond the papers" in report and "07 ensemble (beyond the papers)" in report
+    assert "paired comparisons on the same test images" in report
+    ablation = results.read_csv(beyond / "ablation.csv")
+    assert {"mae_low", "mae_high", "vs_previous", "verdict"} <= set(ablation.columns)
     assert "The test labels each score was computed against" in report
     summary = reporting.summary_table(reporting.build(out))
     assert "07 ensemble (beyond the papers)" in set(summary["model"])
+
+
+def _ordered(ci: dict) -> bool:
+    return all(ci[k]["low"] <= ci[k]["value"] <= ci[k]["high"] for k in ("mae", "rmse"))
+
+
+def test_every_test_metric_carries_its_interval(smoke_run):
+    """Every metrics.json with test metrics holds their bootstrap intervals beside them."""
+    out, _, _ = smoke_run
+    for stem in ("03_resnet50", "04_inception_v4", "07_beyond"):
+        m = results.read_json(out / stem / "metrics.json")["metrics"]
+        assert _ordered(m["intervals"]) and m["intervals"]["n"] == m["n_test"], stem
+    m06 = results.read_json(out / "06_ae_bonet" / "metrics.json")["metrics"]
+    assert m06["models"] and all(_ordered(mm["intervals"]) for mm in m06["models"].values())
+    rungs = results.read_json(out / "07_beyond" / "metrics.json")["metrics"]["rungs"]
+    assert all(_ordered(r["intervals"]) and _ordered(r["intervals_tta"]) for r in rungs.values())
 
 
 def test_report_numbers_come_from_the_result_files(smoke_run, tmp_path):

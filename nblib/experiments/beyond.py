@@ -28,7 +28,7 @@ from nblib.core import provenance, results, runfiles
 from nblib.data import pipeline, preprocess, splitting
 from nblib.models import beyond_net
 from nblib.models.layers import count_params
-from nblib.train import checkpoints, evaluation, fitting, metrics
+from nblib.train import checkpoints, evaluation, fitting, metrics, statistics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,16 +245,36 @@ def split_images(
     }
 
 
-def ablation_row(what: str, added: str, test: dict, mean: dict, seconds, n_params, split) -> dict:
+def ablation_row(
+    what: str,
+    added: str,
+    test: dict,
+    mean: dict,
+    seconds,
+    n_params,
+    split,
+    ci: dict | None = None,
+    vs: dict | None = None,
+) -> dict:
+    """One row of the ablation table. ``ci`` is the model's test intervals
+    (:func:`evaluation.intervals`), giving ``mae_low``/``mae_high``; ``vs`` the paired bootstrap
+    against the row before (:func:`statistics.paired`), giving ``vs_previous`` (difference of
+    MAE with its interval) and ``verdict``, so that the table claims no gain the test set does
+    not support. Either may be None (no interval, or nothing before it to compare with)."""
+    mae_ci = (ci or {}).get("mae") or {}
     return {
         "model": what,
         "adds": added,
         "split": split,
         "test MAE (months)": test["mae"],
+        "mae_low": mae_ci.get("low"),
+        "mae_high": mae_ci.get("high"),
         "x mean predictor": test["mae"] / mean["mae"],
         "test RMSE (months)": test["rmse"],
         "training (s)": seconds,
         "parameters": n_params,
+        "vs_previous": statistics.fmt(vs["difference"], vs["low"], vs["high"], 2) if vs else None,
+        "verdict": vs["verdict"] if vs else None,
     }
 
 
@@ -381,8 +401,9 @@ def ensemble(parts, rungs: list[Rung], extra: dict[str, tuple]) -> Ensemble:
 
 
 def ablation(cfg, parts, rungs, ens: Ensemble, faithful) -> pd.DataFrame:
-    """The ablation table: the faithful models first, then each rung, then TTA and the ensemble."""
-    true = parts["test"]["boneage"].to_numpy()
+    """The ablation table: the faithful models first, then each rung, then TTA and the ensemble;
+    every row with its test MAE's 95% interval (``mae_low``, ``mae_high``), and each of 07's
+    steps with its paired verdict against the step before (:func:`ladder_rows`)."""
     mean = evaluation.mean_predictor(parts["train"], parts["test"], loss="msle")
     rows = []
     for run in faithful.values():
@@ -397,47 +418,73 @@ def ablation(cfg, parts, rungs, ens: Ensemble, faithful) -> pd.DataFrame:
                     m.get("train_seconds"),
                     m.get("params_count"),
                     run["split"],
+                    ci=m.get("intervals"),
                 )
             )
-    for r in rungs:
-        test = metrics.regression(true, r.test[0])
-        rows.append(
-            ablation_row(f"07 {r.key}", r.label, test, mean, r.seconds, r.params_count, cfg.split)
-        )
+    return pd.DataFrame(rows + ladder_rows(cfg, parts, rungs, ens, mean))
+
+
+def ladder_rows(cfg, parts, rungs: list[Rung], ens: Ensemble, mean: dict) -> list[dict]:
+    """The ablation table's rows of notebook 07: each rung, the last with TTA, the ensemble.
+
+    Each step is compared with the step before it on the same test images (paired bootstrap of
+    the MAE difference): that is the difference the table states, so it carries its verdict.
+    The first rung has nothing before it in the ladder (the faithful models differ in more than
+    one ingredient) and is compared with nothing.
+    """
+    true = parts["test"]["boneage"].to_numpy()
+    train_mean = float(parts["train"]["boneage"].mean())
     last = rungs[-1]
-    rows.append(
-        ablation_row(
+    used = ", ".join(f"{k} {w:.2f}" for k, w in zip(ens.members, ens.weights, strict=True) if w > 0)
+    steps = [(f"07 {r.key}", r.label, r.test[0], r.seconds, r.params_count) for r in rungs]
+    steps.append(
+        (
             f"07 {last.key} + TTA",
             "+ test-time augmentation (four flips)",
-            metrics.regression(true, last.test.mean(0)),
-            mean,
+            last.test.mean(0),
             last.seconds,
             last.params_count,
-            cfg.split,
         )
     )
-    used = ", ".join(f"{k} {w:.2f}" for k, w in zip(ens.members, ens.weights, strict=True) if w > 0)
-    rows.append(
-        ablation_row(
+    steps.append(
+        (
             "07 ensemble",
             f"+ ensemble, validation-chosen weights ({used})",
-            metrics.regression(true, ens.test),
-            mean,
+            ens.test,
             sum(r.seconds for r in rungs),
             None,
-            cfg.split,
         )
     )
-    return pd.DataFrame(rows)
+    rows, before = [], None
+    for what, added, pred, seconds, n_params in steps:
+        ci = evaluation.intervals(true, pred, train_mean)
+        vs = None if before is None else paired_mae(true, pred, before)
+        test = metrics.regression(true, pred)
+        rows.append(ablation_row(what, added, test, mean, seconds, n_params, cfg.split, ci, vs))
+        before = pred
+    return rows
 
 
-def rung_metrics(r: Rung, true: np.ndarray) -> dict:
-    """One rung's entry in ``metrics.json``: its recipe, test metrics without and with TTA, cost."""
+def paired_mae(true, pred, before) -> dict | None:
+    """:func:`statistics.paired` MAE of ``pred`` against ``before`` (the analysis' fixed seed),
+    or None where a prediction is not a number (a diverged rung has no verdict, not an error)."""
+    try:
+        return statistics.paired(true, pred, before, seed=evaluation.BOOTSTRAP_SEED)
+    except ValueError:
+        return None
+
+
+def rung_metrics(r: Rung, true: np.ndarray, train_mean: float | None = None) -> dict:
+    """One rung's entry in ``metrics.json``: its recipe, test metrics without and with TTA (each
+    with its bootstrap intervals, ``intervals`` and ``intervals_tta``; ``train_mean`` gives their
+    ratio to the mean predictor), cost."""
     return {
         "label": r.label,
         "recipe": dataclasses.asdict(r.recipe),
         "test": metrics.regression(true, r.test[0]),
+        "intervals": evaluation.intervals(true, r.test[0], train_mean),
         "test_tta": metrics.regression(true, r.test.mean(0)),
+        "intervals_tta": evaluation.intervals(true, r.test.mean(0), train_mean),
         "train_seconds": r.seconds,
         "params_count": r.params_count,
         "best_epoch": r.history.attrs.get("best_epoch"),
@@ -479,14 +526,16 @@ def save(cfg, parts, rungs: list[Rung], ens: Ensemble, table: pd.DataFrame, fait
         {"members": members, "tta": list(preprocess.TTA), "weights_chosen_on": "validation"},
     )
     mean = evaluation.mean_predictor(parts["train"], test, loss="msle")
+    train_mean = float(parts["train"]["boneage"].mean())
     best = metrics.regression(true, ens.test)
     best["loss"] = evaluation.loss_value("msle", true, ens.test)
     provenance.write_metrics(
         cfg,
         {
             "test": best,
+            "intervals": evaluation.intervals(true, ens.test, train_mean),
             "mean_predictor": mean,
-            "rungs": {r.key: rung_metrics(r, true) for r in rungs},
+            "rungs": {r.key: rung_metrics(r, true, train_mean) for r in rungs},
             "ensemble": dict(zip(ens.members, map(float, ens.weights), strict=True)),
             "train_seconds": float(sum(r.seconds for r in rungs)),
             "epochs_run": int(max(len(r.history) for r in rungs)),

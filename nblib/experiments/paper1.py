@@ -58,9 +58,11 @@ def build(cfg, key: str, parts: dict[str, pd.DataFrame], strategy) -> keras.Mode
 
 
 def metrics(model, history: pd.DataFrame, scores: evaluation.Scores, parts: dict) -> dict:
-    """The ``metrics`` section of ``metrics.json``: Table I's numbers and how training went."""
+    """The ``metrics`` section of ``metrics.json``: Table I's numbers and how training went;
+    ``intervals`` holds the bootstrap intervals of the test metrics (:func:`evaluation.intervals`)."""
     return {
         "test": scores.test,
+        "intervals": scores.intervals,
         "mean_predictor": scores.mean,
         "epochs_run": len(history),
         "best_epoch": history.attrs.get("best_epoch"),

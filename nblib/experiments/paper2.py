@@ -143,11 +143,13 @@ class Regressor:
     scores: evaluation.Scores
 
     def metrics(self) -> dict:
-        """Its entry of ``metrics.models`` in ``metrics.json``."""
+        """Its entry of ``metrics.models`` in ``metrics.json``; ``intervals`` beside ``test``
+        holds the bootstrap intervals of its test metrics."""
         return {
             "label": self.label,
             "init": self.init,
             "test": self.scores.test,
+            "intervals": self.scores.intervals,
             "epochs_run": len(self.history),
             "train_seconds": fitting.train_seconds(self.history),
             "params_count": self.params_count,

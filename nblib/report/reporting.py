@@ -24,6 +24,7 @@ import pandas as pd
 
 from nblib.core import results, runfiles
 from nblib.report import plots, reference, tables
+from nblib.train import statistics
 
 PAPER1_MODELS = {
     stem: (key, tables.PAPER1_LABELS[key]) for key, stem in runfiles.PAPER1_DIRS.items()
@@ -35,6 +36,12 @@ ResultError = results.ResultError
 PREDICTION_COLUMNS = ["id", "true", "predicted", "male", "split"]
 TEST_METRICS = ("loss", "rmse", "mape", "r2", "mae")
 GROUP_COLUMNS = ["model", "group", "n", "MAE"]  # of tables.error_by_group: the report shows MAE
+MEAN_PREDICTOR = "predicting the training mean"
+PAIRED_VERDICTS = ("better", "worse", "no difference shown")  # of statistics.verdict
+# The paired bootstraps' seed: that of the intervals the notebooks stored
+# (nblib.train.evaluation.BOOTSTRAP_SEED, not imported: the report needs no Keras).
+BOOTSTRAP_SEED = 0
+INTERVAL_KEYS = ("mae", "rmse", "r2", "mean_predictor_mae", "ratio_to_mean_predictor")
 TITLES = {
     "table1": "Table I (paper 1): test metrics, paper vs ours",
     "table1_protocol": "Protocol of each paper-1 model",
@@ -43,6 +50,7 @@ TITLES = {
     "table5": "Table 5 (paper 2): AE-BoNet, its random-init ablation and ImageNet-style baselines",
     "table5_protocol": "Protocol of AE-BoNet and the baselines",
     "beyond": "Beyond the papers (notebook 07, in neither paper): each ingredient added one at a time",
+    "comparisons": "Test MAE with its 95% interval, and paired comparisons on the same test images",
     "test_labels": "The test labels each score was computed against",
     "error_by_group": "Test MAE by age band and sex",
 }
@@ -58,6 +66,10 @@ class Report:
     histories: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
     missing: list[str] = dataclasses.field(default_factory=list)
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    # metrics.json's test intervals by model (names as in ``predictions``), where stored
+    intervals: dict[str, dict] = dataclasses.field(default_factory=dict)
+    # paired bootstraps (statistics.paired, with "model" and "other" names) the text reads
+    comparisons: list[dict] = dataclasses.field(default_factory=list)
 
 
 def _damaged(path: Path, what: str) -> ResultError:
@@ -85,6 +97,19 @@ def _section(path: Path, where: str, value: Any, kind: type, required: bool = Tr
     return value
 
 
+def _check_intervals(path: Path, where: str, ci: Any) -> None:
+    """An ``intervals`` section where present (older runs have none): bounds must be numbers."""
+    if ci is None:
+        return
+    ci = _section(path, where, ci, dict)
+    for key in INTERVAL_KEYS:
+        if key in ci:
+            part = _section(path, f"{where}.{key}", ci[key], dict)
+            for k in ("value", "low", "high"):
+                _number(path, f"{where}.{key}.{k}", part.get(k))
+    _number(path, f"{where}.train_mean", ci.get("train_mean"))
+
+
 def check_metrics(path: Path, doc: Any) -> dict[str, Any]:
     """Check the numbers the report reads from one notebook's ``metrics.json``; return ``doc``."""
     stem = path.parent.name
@@ -105,6 +130,7 @@ def check_metrics(path: Path, doc: Any) -> dict[str, Any]:
             _number(path, f"metrics.mean_predictor.{k}", mean.get(k))
         for k in ("epochs_run", "train_seconds", "n_train", "n_val", "n_test"):
             _number(path, f"metrics.{k}", m.get(k))
+        _check_intervals(path, "metrics.intervals", m.get("intervals"))
     elif stem == AE_DIR:
         stages = _section(path, "metrics.stages", m.get("stages"), list, required=False)
         for i, st in enumerate(stages):
@@ -120,9 +146,12 @@ def check_metrics(path: Path, doc: Any) -> dict[str, Any]:
                 _number(path, f"metrics.models.{key}.test.{k}", test.get(k), required=k == "mae")
             for k in ("epochs_run", "train_seconds", "image_size"):
                 _number(path, f"metrics.models.{key}.{k}", mm.get(k))
+            _check_intervals(path, f"metrics.models.{key}.intervals", mm.get("intervals"))
         mean = _section(path, "metrics.mean_predictor", m.get("mean_predictor"), dict, False)
         for k in ("mae", "mse", "rmse", "r2"):
             _number(path, f"metrics.mean_predictor.{k}", mean.get(k))
+    elif stem == runfiles.BEYOND_DIR:
+        _check_intervals(path, "metrics.intervals", m.get("intervals"))
     return doc
 
 
@@ -244,6 +273,8 @@ def _paper1(report: Report) -> None:
         folder = report.output_dir / stem
         for tag, df in _read_csvs(folder, runfiles.PREDICTIONS, m.get("n_test")).items():
             report.predictions[label if not tag else f"{label} [{tag}]"] = df
+        if isinstance(m.get("intervals"), dict):
+            report.intervals[label] = m["intervals"]
         for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
             report.histories[label if not tag else f"{label} [{tag}]"] = df
     if rows:
@@ -302,6 +333,9 @@ def _bonet(report: Report) -> None:
     folder = report.output_dir / BONET_DIR
     for tag, df in _read_csvs(folder, runfiles.PREDICTIONS).items():
         report.predictions[_bonet_name(tag, models)] = df
+        ci = models.get(tag or "ae_bonet", {}).get("intervals")
+        if isinstance(ci, dict):
+            report.intervals[_bonet_name(tag, models)] = ci
     for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
         report.histories[_bonet_name(tag, models)] = df
 
@@ -319,6 +353,8 @@ def _beyond(report: Report) -> None:
     report.sources[BEYOND] = f"{runfiles.BEYOND_DIR}/{runfiles.METRICS}"
     report.tables["beyond"] = results.read_csv(folder / runfiles.ABLATION)
     report.predictions[BEYOND] = read_predictions(folder / runfiles.PREDICTIONS, m.get("n_test"))
+    if isinstance(m.get("intervals"), dict):
+        report.intervals[BEYOND] = m["intervals"]
     for tag, df in _read_csvs(folder, runfiles.HISTORY).items():
         report.histories[f"07 {tag} (beyond the papers)"] = df
 
@@ -336,6 +372,80 @@ def _test_labels(report: Report) -> None:
         report.tables["test_labels"] = pd.DataFrame(rows)
 
 
+def _shared_images(a: pd.DataFrame, b: pd.DataFrame) -> tuple | None:
+    """True ages and both models' predictions on the test images both files hold (matched by
+    id), or None where they share fewer than two images or disagree on an image's true age: not
+    the same test set, so no paired comparison."""
+    cols = ["id", "true", "predicted"]
+    both = a[cols].merge(b[cols], on="id", suffixes=("_a", "_b"))
+    if len(both) < 2 or not np.allclose(both["true_a"], both["true_b"]):
+        return None
+    return tuple(both[c].to_numpy(float) for c in ("true_a", "predicted_a", "predicted_b"))
+
+
+def compare(model: str, other: str, true: Any, pred: Any, against: Any) -> dict | None:
+    """Paired bootstrap of ``model``'s test MAE minus ``other``'s (predictions on the same images,
+    or a constant such as the training mean), named; None where a prediction is not a number."""
+    try:
+        paired = statistics.paired(true, pred, against, seed=BOOTSTRAP_SEED)
+    except ValueError:
+        return None
+    return {"model": model, "other": other, **paired}
+
+
+def _pairs(report: Report) -> list[dict]:
+    """The differences the series states, paired on the same test images: every model against
+    predicting the training mean (where its metrics.json recorded that mean; older runs did
+    not), and AE-BoNet from the pretrained encoder against random initialisation (notebook 06).
+    Notebook 07's steps are compared in its own ablation table (``vs_previous``, ``verdict``)."""
+    out = []
+    for name, pred in report.predictions.items():
+        train_mean = (report.intervals.get(name) or {}).get("train_mean")
+        if train_mean is not None:
+            out.append(compare(name, MEAN_PREDICTOR, pred["true"], pred["predicted"], train_mean))
+    ae, ri = report.predictions.get("AE-BoNet"), report.predictions.get("AE-BoNet [random_init]")
+    shared = _shared_images(ae, ri) if ae is not None and ri is not None else None
+    if shared is not None:
+        out.append(compare("AE-BoNet", "AE-BoNet [random_init]", *shared))
+    return [c for c in out if c is not None]
+
+
+def _mae_interval(pred: pd.DataFrame) -> str:
+    """A model's test MAE with its 95% bootstrap interval, from its predictions file."""
+    try:
+        ci = statistics.intervals(pred["true"], pred["predicted"], seed=BOOTSTRAP_SEED)
+    except ValueError:
+        return "n/a"
+    return statistics.fmt_interval(ci["mae"], 2)
+
+
+def _comparisons(report: Report) -> None:
+    """The comparisons table: every model's test MAE with its interval, and each paired
+    comparison of :func:`_pairs` ("better" means the model's MAE is lower on these images)."""
+    report.comparisons = _pairs(report)
+    rows = []
+    for name, pred in report.predictions.items():
+        mae = _mae_interval(pred)
+        for c in [c for c in report.comparisons if c["model"] == name] or [None]:
+            rows.append(
+                {
+                    "model": name,
+                    "test MAE (95% interval)": mae,
+                    "compared with": c["other"] if c else "-",
+                    "its MAE": round(c["b"], 2) if c else None,
+                    "difference in MAE (95% interval)": _difference(c) if c else "-",
+                    "verdict": c["verdict"] if c else "-",
+                }
+            )
+    if rows:
+        report.tables["comparisons"] = pd.DataFrame(rows)
+
+
+def _difference(c: dict) -> str:
+    """A paired comparison's MAE difference with its interval: ``-7.71 (-9.80 to -5.62)``."""
+    return statistics.fmt(c["difference"], c["low"], c["high"], 2)
+
+
 def build(output_dir: Path | str) -> Report:
     """Read a run's result files and assemble every table of the report."""
     report = Report(Path(output_dir))
@@ -343,6 +453,7 @@ def build(output_dir: Path | str) -> Report:
     _autoencoder(report)
     _bonet(report)
     _beyond(report)
+    _comparisons(report)
     _test_labels(report)
     if report.predictions:
         report.tables["error_by_group"] = tables.error_by_group(report.predictions)[GROUP_COLUMNS]
@@ -461,6 +572,7 @@ def _table1_notes(report: Report) -> list[str]:
             notes.append(
                 f"{model}: test RMSE {ours:.2f} months against the paper's {paper:.2f} "
                 f"(predicting the training mean gives {mean:.2f})."
+                + _claim((report.intervals.get(model) or {}).get("rmse"), paper)
             )
         except (KeyError, TypeError, ValueError):
             notes.append(
@@ -471,6 +583,73 @@ def _table1_notes(report: Report) -> list[str]:
     return notes
 
 
+CLAIMS = {  # statistics.claim_verdict of a paper's number against our interval, in words
+    "consistent": "the paper's value lies inside it, so no difference from the paper is shown",
+    "ours worse": "the paper's value lies below it, so ours is worse on this test set",
+    "ours better": "the paper's value lies above it, so ours is better on this test set",
+}
+
+
+def _claim(part: Any, paper: Any) -> str:
+    """A sentence on a paper's number against our 95% interval of the same metric (its
+    :func:`statistics.claim_verdict` in words); empty where there is none to read (an older
+    run, no paper value, a NaN)."""
+    try:
+        verdict = statistics.claim_verdict(paper, part["low"], part["high"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    ours = statistics.fmt(part["value"], part["low"], part["high"], 2)
+    return f" Our value with its 95% interval is {ours}: {CLAIMS[verdict]}."
+
+
+MEAN_VERDICTS = {  # a model against predicting the training mean, from the model's side
+    "better": "the interval lies below 0, so the model learned more than the average age",
+    "worse": "the interval lies above 0, so the model does worse than always guessing the "
+    "average age",
+    "no difference shown": "the interval includes 0, so this test set does not show that the "
+    "model learned more than the average age",
+}
+
+
+def _mean_predictor_notes(report: Report) -> list[str]:
+    """Each model against predicting the training mean: the paired difference and its verdict."""
+    return [
+        f"{c['model']} against {MEAN_PREDICTOR} (MAE {c['b']:.2f} months): a paired difference "
+        f"in test MAE of {_difference(c)} months over {c['n']} test images; "
+        f"{MEAN_VERDICTS[c['verdict']]}."
+        for c in report.comparisons
+        if c["other"] == MEAN_PREDICTOR
+    ]
+
+
+PRETRAINING = {  # AE-BoNet pretrained against random init: (opening, reading of the interval)
+    "better": ("Pretraining helped here", "its paired 95% interval lies below 0"),
+    "worse": ("Pretraining hurt here", "its paired 95% interval lies above 0"),
+    "no difference shown": (
+        "No difference from pretraining is shown here",
+        "its paired 95% interval includes 0, so this test set cannot tell the two apart",
+    ),
+}
+
+
+def _pretraining_note(report: Report, a: float, b: float) -> str:
+    """What pretraining bought, said only as far as the paired verdict supports it."""
+    ref = "(paper: 9.3 at 256 px with 900 pretraining epochs on 10,088 RSNA images)"
+    pair = next((c for c in report.comparisons if c["other"] == "AE-BoNet [random_init]"), None)
+    if pair is None:
+        return (
+            f"AE-BoNet test MAE {a:.2f} months from the pretrained encoder vs {b:.2f} from "
+            "random initialisation; without both models' predictions on the same test images "
+            f"there is no paired comparison, so no difference is claimed {ref}."
+        )
+    opening, reading = PRETRAINING[pair["verdict"]]
+    return (
+        f"{opening}: AE-BoNet test MAE {a:.2f} months from the pretrained encoder vs {b:.2f} "
+        f"from random initialisation, a difference of {_difference(pair)} months ({reading}) "
+        f"{ref}."
+    )
+
+
 def _paper2_notes(report: Report) -> list[str]:
     """What pretraining bought (AE-BoNet against its random-init ablation), and Table 2's stages."""
     notes = []
@@ -479,13 +658,7 @@ def _paper2_notes(report: Report) -> list[str]:
         ae = t5[t5["init"] == "autoencoder"]
         ri = t5[(t5["init"] == "random") & t5["model"].str.contains("AE-BoNet")]
         if not ae.empty and not ri.empty:
-            a, b = ae["our MAE"].iloc[0], ri["our MAE"].iloc[0]
-            verdict = "helped" if a < b else "did not help"
-            notes.append(
-                f"Pretraining {verdict} here: AE-BoNet test MAE {a:.2f} months from the "
-                f"pretrained encoder vs {b:.2f} from random initialisation (paper: 9.3 at "
-                "256 px with 900 pretraining epochs on 10,088 RSNA images)."
-            )
+            notes.append(_pretraining_note(report, ae["our MAE"].iloc[0], ri["our MAE"].iloc[0]))
     t2 = report.tables.get("table2")
     if t2 is not None and not t2.empty:
         notes.append(
@@ -503,9 +676,10 @@ def _beyond_notes(report: Report) -> list[str]:
     if t is None or t.empty:
         return []
     best = t.iloc[-1]
+    mae = statistics.fmt(best["test MAE (months)"], best.get("mae_low"), best.get("mae_high"), 2)
     return [
         f"Beyond the papers: notebook 07's ensemble reaches test MAE "
-        f"{best['test MAE (months)']:.2f} months ({best['x mean predictor']:.2f}x the mean "
+        f"{mae} months ({best['x mean predictor']:.2f}x the mean "
         "predictor) with ingredients neither paper used (sex input, contrast normalisation, "
         "hand crop, augmentation, a robust loss, test-time augmentation, an ensemble); it is not "
         "a reproduction and is marked as such in every table and figure.",
@@ -515,6 +689,25 @@ def _beyond_notes(report: Report) -> list[str]:
         "score was computed against' names, for every model, whether its labels were whole or "
         "fractional months and a fingerprint of the (id, months) pairs, so a test-200 score from "
         "this series can be matched to the version it used.",
+        *_ladder_notes(t),
+    ]
+
+
+def _ladder_notes(t: pd.DataFrame) -> list[str]:
+    """Notebook 07's steps, each against the step before it, with their paired verdicts (the
+    ablation table's ``vs_previous`` and ``verdict``; an older table without them gives none)."""
+    if "verdict" not in t.columns:
+        return []
+    steps = t[t["verdict"].isin(list(PAIRED_VERDICTS))].to_dict("records")
+    if not steps:
+        return []
+    said = "; ".join(f"{r['model']} {r['vs_previous']}, {r['verdict']}" for r in steps)
+    return [
+        "Notebook 07's ladder, each step against the step before it (paired bootstrap of the "
+        "test MAE difference in months, on the same test images; below 0 is a gain): "
+        f"{said}. Only a step marked 'better' is a gain this test set supports; 'no difference "
+        "shown' means the test set cannot tell the two apart, not that the ingredient does "
+        "nothing."
     ]
 
 
@@ -523,6 +716,7 @@ def differences(report: Report) -> list[str]:
     return (
         _protocol_notes(report)
         + _table1_notes(report)
+        + _mean_predictor_notes(report)
         + _paper2_notes(report)
         + _beyond_notes(report)
     )
@@ -582,10 +776,14 @@ def summary_table(report: Report) -> pd.DataFrame:
 
 
 def _summary_row(label: str, size: Any, m: dict[str, Any], mean: dict[str, Any]) -> dict:
+    """One model's row; its MAE's 95% interval where its metrics.json holds one (else empty)."""
+    mae_ci = (m.get("intervals") or {}).get("mae") or {}
     return {
         "model": label,
         "image size": size,
         "test MAE": m["test"]["mae"],
+        "MAE 95% low": mae_ci.get("low"),
+        "MAE 95% high": mae_ci.get("high"),
         "test RMSE": m["test"]["rmse"],
         "test R^2": m["test"]["r2"],
         "mean-predictor MAE": mean["mae"],

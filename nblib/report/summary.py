@@ -19,9 +19,13 @@ from pathlib import Path
 import pandas as pd
 
 from nblib.core import results, runfiles, timing
+from nblib.train import statistics
 
 REPORT = Path(runfiles.REPORT_DIR) / runfiles.REPORT
 COLUMNS = ["notebook", "status", "seconds", "metric", "value", "mean_predictor", "ratio", "note"]
+# The 95% bootstrap interval of the value and of the ratio, where metrics.json holds one: extra
+# CSV columns after the others (a reader of the old columns sees them unchanged).
+INTERVAL_COLUMNS = ["low", "high", "ratio_low", "ratio_high"]
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; }
 table { border-collapse: collapse; margin: 1em 0; }
@@ -36,8 +40,11 @@ def headline(folder: Path) -> dict:
     """The headline result in ``folder/metrics.json``: ``{}`` when the notebook writes none.
 
     Test MAE and the mean predictor's (paper 1's models; the first model of paper 2's
-    regressors, AE-BoNet), or the last pretraining stage's validation MSE. A damaged file gives
-    a ``note`` naming it instead of an exception: the summary must close every run.
+    regressors, AE-BoNet), or the last pretraining stage's validation MSE. Where the file holds
+    the test metrics' bootstrap intervals (``intervals`` beside ``test``), the MAE's and the
+    ratio's bounds come too (``low``, ``high``, ``ratio_low``, ``ratio_high``); an older file
+    without them gives the plain values. A damaged file gives a ``note`` naming it instead of an
+    exception: the summary must close every run.
     """
     path = folder / runfiles.METRICS
     if not path.is_file():
@@ -47,11 +54,13 @@ def headline(folder: Path) -> dict:
         metrics = doc["metrics"]
         mean = _number((metrics.get("mean_predictor") or {}).get("mae"))
         if isinstance(metrics.get("test"), dict):
-            return _mae("test MAE (months)", metrics["test"]["mae"], mean)
+            row = _mae("test MAE (months)", metrics["test"]["mae"], mean)
+            return {**row, **_bounds(metrics.get("intervals"))}
         if metrics.get("models"):
             key, model = next(iter(metrics["models"].items()))
             label = model.get("label", key)
-            return _mae(f"{label} test MAE (months)", model["test"]["mae"], mean)
+            row = _mae(f"{label} test MAE (months)", model["test"]["mae"], mean)
+            return {**row, **_bounds(model.get("intervals"))}
         if metrics.get("stages"):
             last = metrics["stages"][-1]
             return {
@@ -80,6 +89,24 @@ def _mae(label: str, value, mean: float | None) -> dict:
     return {"metric": label, "value": value, "mean_predictor": mean, "ratio": ratio}
 
 
+def _bounds(ci) -> dict:
+    """The MAE's and the ratio's interval bounds from a metrics.json ``intervals`` section:
+    ``{}`` where there is none (an older run, or a test set too small for one), so the row
+    keeps its plain values; a bound stored as null (NaN) stays None. The ratio's value comes
+    with its bounds (the same number as MAE over the mean predictor's, computed beside them)."""
+    if not isinstance(ci, dict):
+        return {}
+    out = {}
+    for prefix, key in (("", "mae"), ("ratio_", "ratio_to_mean_predictor")):
+        part = ci.get(key)
+        if isinstance(part, dict):
+            out[f"{prefix}low"] = _number(part.get("low"))
+            out[f"{prefix}high"] = _number(part.get("high"))
+    if isinstance(ci.get("ratio_to_mean_predictor"), dict):
+        out["ratio"] = _number(ci["ratio_to_mean_predictor"].get("value"))
+    return out
+
+
 def rows(out_dir: Path, stems: list[str], this_run: dict[str, dict]) -> list[dict]:
     """One row per notebook of the series.
 
@@ -99,7 +126,7 @@ def rows(out_dir: Path, stems: list[str], this_run: dict[str, dict]) -> list[dic
             row = {"notebook": stem, "status": "not run", "seconds": None}
         if row["status"] != "not run":
             row.update(headline(out_dir / stem))
-        out.append({c: row.get(c) for c in COLUMNS})
+        out.append({c: row.get(c) for c in COLUMNS + INTERVAL_COLUMNS})
     return out
 
 
@@ -115,16 +142,24 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _with_interval(value: float | None, low, high, digits: int, spec: str) -> str:
+    """``28.5 (26.1-31.0)`` where both bounds are known, else the plain value as before."""
+    if value is None or low is None or high is None:
+        return _fmt(value, spec)
+    return statistics.fmt(value, low, high, digits)
+
+
 def _cells(row: dict) -> list[str]:
-    """A row as the text of the summary's columns (console, Markdown and HTML alike)."""
+    """A row as the text of the summary's columns (console, Markdown and HTML alike): the value
+    and the ratio with their 95% intervals where the notebook's metrics.json holds them."""
     return [
         row["notebook"],
         row["status"],
         timing.duration(row["seconds"]),
         row["metric"] or "-",
-        _fmt(row["value"]),
+        _with_interval(row["value"], row.get("low"), row.get("high"), 1, ".4g"),
         _fmt(row["mean_predictor"]),
-        _fmt(row["ratio"], ".2f"),
+        _with_interval(row["ratio"], row.get("ratio_low"), row.get("ratio_high"), 2, ".2f"),
         row["note"] or "",
     ]
 
@@ -148,14 +183,17 @@ def write(out_dir: Path, table: list[dict]) -> tuple[Path, Path]:
         f"# Summary of the run in {out_dir}",
         "",
         f"Written {time.strftime('%Y-%m-%d %H:%M')}. 'ratio' is the headline MAE divided by "
-        "the MAE of predicting the training mean (below 1: the model learnt something).",
+        "the MAE of predicting the training mean (below 1: the model learnt something). "
+        "In brackets: the 95% bootstrap interval over the test images, where the notebook's "
+        "metrics.json holds one (its 'intervals' section names the method, resamples and seed).",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
     md += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in table]
     md_path = results.write_text(out_dir / "summary.md", "\n".join(md) + "\n")
-    csv_path = results.write_csv(out_dir / "summary.csv", pd.DataFrame(table, columns=COLUMNS))
+    frame = pd.DataFrame(table, columns=COLUMNS + INTERVAL_COLUMNS)
+    csv_path = results.write_csv(out_dir / "summary.csv", frame)
     return md_path, csv_path
 
 

@@ -10,7 +10,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from nblib.train import metrics
+from nblib.train import metrics, statistics
+
+# The test-set bootstrap's seed: a property of the analysis, not of training, so one fixed value
+# for every model and run (two runs' intervals then differ only where their predictions do).
+BOOTSTRAP_SEED = 0
 
 
 def predict(model, df: pd.DataFrame, ds) -> pd.DataFrame:
@@ -52,18 +56,48 @@ def evaluate(
 
 @dataclasses.dataclass
 class Scores:
-    """A model's test predictions (one row per image), its test metrics, the mean predictor's."""
+    """A model's test predictions (one row per image), its test metrics, the mean predictor's,
+    and the bootstrap intervals of its test metrics (:func:`intervals`; None where the test
+    set cannot give one)."""
 
     predictions: pd.DataFrame
     test: dict
     mean: dict
+    intervals: dict | None = None
 
 
-def score(model, parts: dict[str, pd.DataFrame], ds: dict, loss: str = "msle") -> Scores:
+def score(
+    model,
+    parts: dict[str, pd.DataFrame],
+    ds: dict,
+    loss: str = "msle",
+    seed: int = BOOTSTRAP_SEED,
+) -> Scores:
     """Evaluate ``model`` on the test split (``parts["test"]``, fed by ``ds["test"]``) beside
-    predicting the training split's mean age. The caller writes what it returns."""
+    predicting the training split's mean age, with the intervals of its test metrics (bootstrap
+    ``seed``: fixed, not the training seed). The caller writes what it returns."""
     pred, test = evaluate(model, parts["test"], ds["test"], loss=loss)
-    return Scores(pred, test, mean_predictor(parts["train"], parts["test"], loss=loss))
+    train_mean = float(parts["train"]["boneage"].mean())
+    ci = intervals(pred["true"], pred["predicted"], train_mean, seed=seed)
+    return Scores(pred, test, mean_predictor(parts["train"], parts["test"], loss=loss), ci)
+
+
+def intervals(true, pred, train_mean: float | None, seed: int = BOOTSTRAP_SEED) -> dict | None:
+    """Bootstrap 95% intervals of a model's test MAE, RMSE, R^2 and ratio to the mean predictor
+    (:func:`nblib.train.statistics.intervals`), as ``metrics.json`` stores them beside the test
+    metrics; ``train_mean`` is kept in the result (``"train_mean"``) so that a report can pair
+    the model with the mean predictor on the same images later.
+
+    None where no interval exists: fewer than two test images, or a prediction that is not a
+    number (a diverged model). A run must still write its results then, so this never raises
+    for what a model predicted.
+    """
+    try:
+        out = statistics.intervals(true, pred, mean_value=train_mean, seed=seed)
+    except ValueError:
+        return None
+    out["train_mean"] = None if train_mean is None else float(train_mean)
+    return out
 
 
 def mean_predictor(train_df: pd.DataFrame, test_df: pd.DataFrame, loss: str = "msle") -> dict:
