@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from nblib.core import config, locks, results, runfiles
+from nblib.report import seeds as seeds_report
 from nblib.report import summary
 
 NOTEBOOK_DIR = config.ROOT / "notebooks"
@@ -215,8 +217,13 @@ def run(
     only: str | None = None,
     force: bool = False,
     overrides: dict | None = None,
+    seeds: list[int] | None = None,
 ) -> int:
-    """Execute the series; return a process exit code (0 when every selected notebook ran)."""
+    """Execute the series; return a process exit code (0 when every selected notebook ran).
+
+    With ``seeds``, the series runs once per seed into ``<out>/seed-<seed>/`` (each resumable on
+    its own), every seed on the first seed's split lists, and ``<out>/seeds_summary.md`` gives
+    each seed's headline result beside the mean and SD across seeds."""
     overrides = dict(overrides or {})
     try:
         config.load_profile(profile)  # fails early on a bad profile name or file
@@ -250,6 +257,8 @@ def run(
         except ValueError as e:
             print(f"error: --set: {e}", file=sys.stderr)
             return 2
+    if seeds:
+        return _run_seeds(profile, out_dir, params, selected, force, overrides, seeds)
     try:
         with locks.lock_folder(out_dir):
             return _run_series(profile, out_dir, params, selected, force, overrides)
@@ -258,23 +267,46 @@ def run(
         return 3
 
 
+def _run_seeds(profile, out_dir, params, selected, force, overrides, seeds) -> int:
+    """The series once per seed, each in its own locked folder, then the table across seeds."""
+    if "seed" in overrides:
+        print("error: give the seeds with --seeds, not --set seed=...", file=sys.stderr)
+        return 2
+    shared = seeds_report.seed_dir(out_dir, seeds[0]) / runfiles.SPLITS
+    for s in seeds:
+        folder = seeds_report.seed_dir(out_dir, s)
+        if s != seeds[0] and shared.is_dir() and not (folder / runfiles.SPLITS).exists():
+            shutil.copytree(shared, folder / runfiles.SPLITS)  # the same test images for all
+        seed_params = {**params, "output_dir": str(folder), "seed": s}
+        try:
+            with locks.lock_folder(folder):
+                code = _run_series(profile, folder, seed_params, selected, force, overrides)
+        except locks.FolderLocked as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 3
+        if code:
+            return code
+    df = seeds_report.table(out_dir, seeds, [p.stem for p in selected])
+    path = seeds_report.write(out_dir, df)
+    print(f"[run_all] across seeds {', '.join(map(str, seeds))} (also in {path}):", flush=True)
+    print(seeds_report.markdown(df), flush=True)
+    return 0
+
+
 def _run_series(
     profile: str, out_dir: Path, params: dict, selected: list[Path], force: bool, overrides: dict
 ) -> int:
     """The series itself, run while the output folder is locked."""
-    import papermill as pm
-
-    kernel = _kernel_name()
     data_note = params.get("data_dir", "as in the profile")
     print(
         f"[run_all] profile={profile} out={out_dir} data={data_note} "
         f"notebooks={' '.join(p.name[:2] for p in selected)}"
+        + (f" seed={params['seed']}" if "seed" in params else "")
         + (f" set={json.dumps(overrides)}" if overrides else ""),
         flush=True,
     )
-    (out_dir / "notebooks").mkdir(parents=True, exist_ok=True)
-    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (out_dir / ".done").mkdir(parents=True, exist_ok=True)
+    for sub in ("notebooks", "logs", ".done"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
     timings = {}
     this_run: dict[str, dict] = {}
@@ -288,52 +320,11 @@ def _run_series(
                 f"[run_all] {nb.stem}: already done, skipped (use --force to run again)", flush=True
             )
             continue
-        executed = out_dir / "notebooks" / nb.name
-        log_path = out_dir / "logs" / f"{nb.stem}.log"
-        print(f"[run_all] {nb.stem}: running ...", flush=True)
-        handler = logging.FileHandler(log_path, mode="w")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        pm_logger = logging.getLogger("papermill")
-        pm_logger.addHandler(handler)
-        pm_logger.setLevel(logging.INFO)
-        pm_logger.propagate = False
-        start = time.perf_counter()
-        progress = _Progress(nb.stem)
-        pm_logger.addHandler(progress)
-        try:
-            with _kernel_environment(overrides), _stderr_into(log_path):
-                pm.execute_notebook(
-                    str(nb),
-                    str(executed),
-                    parameters=nb_params,
-                    kernel_name=kernel,
-                    cwd=str(NOTEBOOK_DIR),
-                    log_output=True,
-                    progress_bar=False,
-                )
-        except Exception as exc:  # noqa: BLE001 - any failure stops the series with a plain message
-            seconds = time.perf_counter() - start
-            message, trace = _error_text(exc)
-            lines = message.splitlines()
-            if len(lines) > MAX_ERROR_LINES:
-                cut = len(lines) - MAX_ERROR_LINES
-                lines = lines[:MAX_ERROR_LINES] + [f"... ({cut} more lines in {log_path})"]
-            print(f"[run_all] {nb.stem}: FAILED after {seconds:.0f} s", file=sys.stderr)
-            print(f"  executed copy: {executed}\n  log: {log_path}", file=sys.stderr)
-            print("  " + "\n  ".join(lines), file=sys.stderr)
-            pm_logger.removeHandler(handler)
-            handler.close()
-            with open(log_path, "a") as log:
-                log.write(f"\n[run_all] {nb.stem}: FAILED after {seconds:.0f} s\n")
-                log.write(message + "\n\n" + trace + "\n")
+        seconds, failed = _execute(nb, out_dir, nb_params, overrides)
+        if failed:
             this_run[nb.stem] = {"status": "FAILED", "seconds": seconds}
             _close_run(profile, out_dir, this_run)
             return 1
-        finally:
-            pm_logger.removeHandler(handler)
-            pm_logger.removeHandler(progress)
-            handler.close()
-        seconds = time.perf_counter() - start
         timings[nb.stem] = round(seconds, 1)
         this_run[nb.stem] = {"status": "done", "seconds": seconds}
         results.write_json(
@@ -347,19 +338,7 @@ def _run_series(
             },
         )
         print(f"[run_all] {nb.stem}: done in {seconds:.0f} s", flush=True)
-    results.write_json(
-        out_dir / runfiles.TIMINGS,
-        {
-            "profile": profile,
-            "this_run": timings,
-            "seconds": time.perf_counter() - total,
-            # every finished notebook's own time, including those finished by an earlier run
-            "notebooks": {
-                p.stem: round(float(_marker(p).get("seconds") or 0), 1)
-                for p in sorted((out_dir / ".done").glob("*.json"))
-            },
-        },
-    )
+    _write_timings(profile, out_dir, timings, time.perf_counter() - total)
     _close_run(profile, out_dir, this_run)
     print(
         f"[run_all] finished in {time.perf_counter() - total:.0f} s; results under {out_dir}, "
@@ -367,6 +346,78 @@ def _run_series(
         flush=True,
     )
     return 0
+
+
+def _execute(nb: Path, out_dir: Path, nb_params: dict, overrides: dict) -> tuple[float, bool]:
+    """Execute one notebook with papermill into ``out_dir/notebooks``, its log in ``logs/``;
+    return its wall time and whether it failed (a failure is reported on the console and in
+    the log, with the notebook's error in plain words)."""
+    import papermill as pm
+
+    executed = out_dir / "notebooks" / nb.name
+    log_path = out_dir / "logs" / f"{nb.stem}.log"
+    print(f"[run_all] {nb.stem}: running ...", flush=True)
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    pm_logger = logging.getLogger("papermill")
+    pm_logger.addHandler(handler)
+    pm_logger.setLevel(logging.INFO)
+    pm_logger.propagate = False
+    start = time.perf_counter()
+    progress = _Progress(nb.stem)
+    pm_logger.addHandler(progress)
+    try:
+        with _kernel_environment(overrides), _stderr_into(log_path):
+            pm.execute_notebook(
+                str(nb),
+                str(executed),
+                parameters=nb_params,
+                kernel_name=_kernel_name(),
+                cwd=str(NOTEBOOK_DIR),
+                log_output=True,
+                progress_bar=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - any failure stops the series with a plain message
+        seconds = time.perf_counter() - start
+        pm_logger.removeHandler(handler)
+        handler.close()
+        _report_failure(nb, executed, log_path, exc, seconds)
+        return seconds, True
+    finally:
+        pm_logger.removeHandler(handler)
+        pm_logger.removeHandler(progress)
+        handler.close()
+    return time.perf_counter() - start, False
+
+
+def _report_failure(nb: Path, executed: Path, log_path: Path, exc: BaseException, seconds) -> None:
+    message, trace = _error_text(exc)
+    lines = message.splitlines()
+    if len(lines) > MAX_ERROR_LINES:
+        cut = len(lines) - MAX_ERROR_LINES
+        lines = lines[:MAX_ERROR_LINES] + [f"... ({cut} more lines in {log_path})"]
+    print(f"[run_all] {nb.stem}: FAILED after {seconds:.0f} s", file=sys.stderr)
+    print(f"  executed copy: {executed}\n  log: {log_path}", file=sys.stderr)
+    print("  " + "\n  ".join(lines), file=sys.stderr)
+    with open(log_path, "a") as log:
+        log.write(f"\n[run_all] {nb.stem}: FAILED after {seconds:.0f} s\n")
+        log.write(message + "\n\n" + trace + "\n")
+
+
+def _write_timings(profile: str, out_dir: Path, timings: dict, seconds: float) -> None:
+    results.write_json(
+        out_dir / runfiles.TIMINGS,
+        {
+            "profile": profile,
+            "this_run": timings,
+            "seconds": seconds,
+            # every finished notebook's own time, including those finished by an earlier run
+            "notebooks": {
+                p.stem: round(float(_marker(p).get("seconds") or 0), 1)
+                for p in sorted((out_dir / ".done").glob("*.json"))
+            },
+        },
+    )
 
 
 def _close_run(profile: str, out_dir: Path, this_run: dict[str, dict]) -> None:
@@ -421,9 +472,39 @@ def main(argv: list[str] | None = None) -> int:
         help="set a parameter for every notebook, e.g. --set drop_bad=true --set epochs=3 "
         "(value read as YAML; repeatable)",
     )
+    ap.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S1,S2,...",
+        help="run the series once per seed into <out>/seed-<seed>/ and summarise across seeds",
+    )
     args = ap.parse_args(argv)
     overrides = parse_overrides(args.set)
-    return run(args.profile, args.data, args.out, args.only, args.force, overrides)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"error: --seeds: {e}", file=sys.stderr)
+        return 2
+    return run(args.profile, args.data, args.out, args.only, args.force, overrides, seeds)
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``"42,43,44"`` -> ``[42, 43, 44]``; None when not given. Duplicates and non-integers are
+    refused, naming the value."""
+    if text is None:
+        return None
+    seeds = []
+    for part in text.split(","):
+        try:
+            seed = int(part.strip())
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not an integer seed") from None
+        if not 0 <= seed <= config.MAX_SEED:
+            raise ValueError(f"{seed} is outside 0-{config.MAX_SEED}")
+        if seed in seeds:
+            raise ValueError(f"{seed} is given twice")
+        seeds.append(seed)
+    return seeds
 
 
 if __name__ == "__main__":
