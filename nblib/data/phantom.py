@@ -383,59 +383,8 @@ def generate(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        rng = np.random.default_rng([seed, VERSION])
-        jobs, next_id = [], first_id
-        for stem, n in (
-            ("boneage-training-dataset", n_train),
-            ("boneage-validation-dataset", n_val),
-            ("boneage-test-dataset", n_test),
-        ):
-            if n == 0:  # a table with no rows would not be a valid RSNA table
-                continue
-            ages, male = sample_labels(n, rng)
-            if stem == "boneage-test-dataset":  # continuous ground truth, as RSNA's test set
-                ages = np.clip(ages + rng.uniform(-0.5, 0.5, n), AGE_MIN, AGE_MAX).round(2)
-            ids = np.arange(next_id, next_id + n)
-            next_id += n
-            folder = tmp / stem
-            folder.mkdir()
-            if stem == "boneage-training-dataset":
-                table = pd.DataFrame({"id": ids, "boneage": ages.astype(int), "male": male})
-            elif stem == "boneage-validation-dataset":
-                table = pd.DataFrame(
-                    {
-                        "Image ID": ids,
-                        "male": np.where(male, "TRUE", "FALSE"),
-                        "Bone Age (months)": ages.astype(int),
-                    }
-                )
-            else:
-                table = pd.DataFrame(
-                    {
-                        "Case ID": ids,
-                        "Sex": np.where(male, "M", "F"),
-                        "Ground truth bone age (months)": ages,
-                    }
-                )
-            table.to_csv(tmp / f"{stem}.csv", index=False)
-            jobs += [
-                (folder / f"{i}.png", float(a), bool(m), seed, int(i))
-                for i, a, m in zip(ids, ages, male, strict=True)
-            ]
-        total = len(jobs)
-        workers = workers or min(4, max(1, (os.cpu_count() or 1)))
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover
-            tqdm = None
-        if workers > 1 and total >= 64:
-            with ProcessPoolExecutor(workers) as ex:
-                it = ex.map(_render_one, jobs, chunksize=16)
-                for _ in tqdm(it, total=total, desc="synthetic hands", leave=False) if tqdm else it:
-                    pass
-        else:
-            for job in jobs:
-                _render_one(job)
+        jobs = _write_tables(tmp, (n_train, n_val, n_test), seed, first_id)
+        _render_all(jobs, workers)
         (tmp / "phantom.json").write_text(
             json.dumps(
                 {
@@ -454,3 +403,68 @@ def generate(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+_STEMS = ("boneage-training-dataset", "boneage-validation-dataset", "boneage-test-dataset")
+
+
+def _write_tables(tmp: Path, counts: tuple[int, int, int], seed: int, first_id: int) -> list:
+    """Draw every split's labels (one generator, in split order, so a seed always gives the same
+    set), write each table in its own RSNA dialect, and return the images to render."""
+    rng = np.random.default_rng([seed, VERSION])
+    jobs, next_id = [], first_id
+    for stem, n in zip(_STEMS, counts, strict=True):
+        if n == 0:  # a table with no rows would not be a valid RSNA table
+            continue
+        ages, male = sample_labels(n, rng)
+        if stem == "boneage-test-dataset":  # continuous ground truth, as RSNA's test set
+            ages = np.clip(ages + rng.uniform(-0.5, 0.5, n), AGE_MIN, AGE_MAX).round(2)
+        ids = np.arange(next_id, next_id + n)
+        next_id += n
+        folder = tmp / stem
+        folder.mkdir()
+        _table(stem, ids, ages, male).to_csv(tmp / f"{stem}.csv", index=False)
+        jobs += [
+            (folder / f"{i}.png", float(a), bool(m), seed, int(i))
+            for i, a, m in zip(ids, ages, male, strict=True)
+        ]
+    return jobs
+
+
+def _table(stem: str, ids, ages, male) -> pd.DataFrame:
+    """One split's label table in the header dialect RSNA published that split in."""
+    if stem == "boneage-training-dataset":
+        return pd.DataFrame({"id": ids, "boneage": ages.astype(int), "male": male})
+    if stem == "boneage-validation-dataset":
+        return pd.DataFrame(
+            {
+                "Image ID": ids,
+                "male": np.where(male, "TRUE", "FALSE"),
+                "Bone Age (months)": ages.astype(int),
+            }
+        )
+    return pd.DataFrame(
+        {
+            "Case ID": ids,
+            "Sex": np.where(male, "M", "F"),
+            "Ground truth bone age (months)": ages,
+        }
+    )
+
+
+def _render_all(jobs: list, workers: int | None) -> None:
+    """Draw every image, in processes when there are enough of them, with a progress bar."""
+    total = len(jobs)
+    workers = workers or min(4, max(1, (os.cpu_count() or 1)))
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    if workers > 1 and total >= 64:
+        with ProcessPoolExecutor(workers) as ex:
+            it = ex.map(_render_one, jobs, chunksize=16)
+            for _ in tqdm(it, total=total, desc="synthetic hands", leave=False) if tqdm else it:
+                pass
+    else:
+        for job in jobs:
+            _render_one(job)
