@@ -208,6 +208,7 @@ def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
     res = _run(
         [sys.executable, "-m", "nblib.apps.benchmark", "gpu", "--out", str(tmp_path)]
         + ["--image-size", "64", "--width", "0.125", "--batch-size", "4", "--steps", "1"]
+        + ["--steps-per-execution", "2"]
         + ["--models", "autoencoder", "--no-series", "--budget", "400"]
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -216,6 +217,8 @@ def test_gpu_check_runs_at_a_tiny_scale_on_the_cpu(tmp_path):
     # the plan measures the autoencoder in mixed precision (the smallest model to compile here)
     rates = {(r["model"], r["precision"]): r["train_img_s"] for r in doc["train"]}
     assert list(rates) == [("autoencoder", "mixed_bfloat16")] and all(v > 0 for v in rates.values())
+    # fit() with K steps per compiled call is timed beside train_on_batch
+    assert all(r["fit_img_s"] > 0 and r["steps_per_execution"] == 2 for r in doc["train"])
     assert doc["feed"]["feed_img_s"] > 0
     # projections only for the models measured: the autoencoder's notebooks 05 and 06
     assert [r["notebook"] for r in doc["projected_paper_hours"]] == [

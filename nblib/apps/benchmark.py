@@ -90,7 +90,9 @@ MODELS = ("resnet50", "inception_v4", "autoencoder", "keras_resnet50")
 METHOD = (
     "train_on_batch on one batch of random data already in host memory, 20 timed steps "
     "after 2 warm-up steps; each step returns its loss to Python, so steps do not overlap "
-    "(a lower bound on what fit() reaches)"
+    "(a lower bound on what fit() reaches); and fit() over the same batches repeated in host "
+    "memory with steps_per_execution K (K steps compiled into one call), one warm-up epoch of "
+    "2K steps, then K * ceil(steps / K) timed steps"
 )
 
 
@@ -185,12 +187,15 @@ def train_throughput(
     steps: int = 10,
     mixed_precision: bool = False,
     xla: bool = False,
+    steps_per_execution: int = 0,
 ) -> dict:
     """Training images/s of a model on random data in memory (after warm-up steps that compile).
 
     Data are fed from NumPy arrays already in memory, so this measures the model's step alone.
     ``mixed_precision`` uses bfloat16 (or float16 on GPUs without bf16); ``xla`` applies to
-    TensorFlow (JAX always compiles with XLA).
+    TensorFlow (JAX always compiles with XLA). With ``steps_per_execution`` K > 0, the rate of
+    ``fit`` with K steps per compiled call is measured too (``fit_img_s``): what a training
+    reaches when Python no longer waits between steps.
     """
     import keras
 
@@ -215,6 +220,9 @@ def train_throughput(
         loss_value = model.train_on_batch(x, y)
     float(np.asarray(loss_value).ravel()[0])  # wait for the device to finish
     rate = steps * batch_size / (time.perf_counter() - t)
+    fit_rate = None
+    if steps_per_execution:
+        fit_rate = _fit_rate(model, loss, jit, x, y, steps, steps_per_execution)
     keras.mixed_precision.set_global_policy("float32")
     return {
         "model": model_name,
@@ -227,8 +235,27 @@ def train_throughput(
         "params": model.count_params(),
         "first_steps_s": round(warmup, 2),
         "train_img_s": round(rate, 1),
+        "steps_per_execution": steps_per_execution or None,
+        "fit_img_s": None if fit_rate is None else round(fit_rate, 1),
         "peak_memory_gb": None if peak_memory_bytes() is None else peak_memory_bytes() / 1e9,
     }
+
+
+def _fit_rate(model, loss, jit, x, y, steps: int, k: int) -> float:
+    """Images/s of ``fit`` over ``x, y`` repeated, compiled ``k`` steps per call."""
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4), loss=loss, jit_compile=jit, steps_per_execution=k
+    )
+    batch = len(x)
+    n = k * max(1, -(-steps // k))
+    xs, ys = np.concatenate([x] * max(n, 2 * k)), np.concatenate([y] * max(n, 2 * k))
+    kw = {"batch_size": batch, "epochs": 1, "verbose": 0, "shuffle": False}
+    model.fit(xs[: 2 * k * batch], ys[: 2 * k * batch], **kw)  # compiles the K-step call
+    t = time.perf_counter()
+    model.fit(xs[: n * batch], ys[: n * batch], **kw)
+    return n * batch / (time.perf_counter() - t)
 
 
 def feed_throughput(image_size: int, batch_size: int, n: int = 2048) -> dict:
@@ -311,6 +338,7 @@ def gpu_check(
     width: float = 1.0,
     batch_size: int = 32,
     steps: int = 20,
+    steps_per_execution: int = 10,
     series: bool = True,
     budget_s: float = 480.0,
     series_profile: str = "paper-lite",
@@ -356,6 +384,7 @@ def gpu_check(
             continue
         args = ["train", "--model", name, "--image-size", str(image_size), "--width", str(width)]
         args += ["--batch-size", str(batch_size), "--steps", str(steps)]
+        args += ["--steps-per-execution", str(steps_per_execution)]
         args += ["--mixed-precision"] * mp + ["--xla"] * xla + ["--deterministic"] * det
         res = _run_isolated(args, timeout=max(60.0, budget_s - (time.perf_counter() - t0) + 60))
         rows.append(res)
@@ -425,6 +454,11 @@ def paper_lite_series(out: Path, profile: str = "paper-lite") -> dict:
     }
 
 
+def _fit_cell(r: dict) -> str:
+    rate = r.get("fit_img_s")
+    return "-" if rate is None else f"{rate:,.0f} (K={r['steps_per_execution']})"
+
+
 def gpu_markdown(doc: dict) -> str:
     """The GPU check as Markdown (committed under benchmarks/ and shown in the README)."""
     lines = [
@@ -436,20 +470,22 @@ def gpu_markdown(doc: dict) -> str:
         f"width {doc['width']}, random data in memory. Method: {doc.get('method', METHOD)}.",
         "",
         "| model | precision | XLA | deterministic | params | training img/s | "
-        "vs keras ResNet50 | peak memory (GB) | compile + first steps (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "fit img/s (K steps a call) | vs keras ResNet50 | peak memory (GB) | "
+        "compile + first steps (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in doc["train"]:
         if "train_img_s" not in r:
             err = str(r.get("error", ""))[-160:].replace("|", "/").replace("\n", " ")
             lines.append(
-                f"| {r.get('model', r.get('args'))} | - | - | - | - | failed: {err} | | | |"
+                f"| {r.get('model', r.get('args'))} | - | - | - | - | failed: {err} | | | | |"
             )
             continue
         mem = r.get("peak_memory_gb")
         lines.append(
             f"| {r['model']} | {r['precision']} | {'on' if r['xla'] else 'off'} | "
-            f"{'on' if r.get('deterministic') else 'off'} | {r['params']:,} | {r['train_img_s']:,.0f} | {r.get('vs_keras_resnet50', '-')} | "
+            f"{'on' if r.get('deterministic') else 'off'} | {r['params']:,} | {r['train_img_s']:,.0f} | "
+            f"{_fit_cell(r)} | {r.get('vs_keras_resnet50', '-')} | "
             f"{'-' if mem is None else f'{mem:.1f}'} | {r['first_steps_s']} |"
         )
     f = doc["feed"]
@@ -505,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--width", type=float, default=0.25)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--steps", type=int, default=10)
+    t.add_argument(
+        "--steps-per-execution", type=int, default=0, help="also time fit(), K steps a call"
+    )
     t.add_argument("--mixed-precision", action="store_true")
     t.add_argument("--xla", action="store_true")
     t.add_argument("--out", default=None)
@@ -520,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--width", type=float, default=1.0)
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--steps", type=int, default=20)
+    g.add_argument("--steps-per-execution", type=int, default=10, help="K of the fit() timing")
     g.add_argument("--budget", type=float, default=480.0, help="seconds of measurements at most")
     g.add_argument("--no-series", action="store_true", help="skip the paper-lite series")
     g.add_argument(
@@ -554,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             args.width,
             args.batch_size,
             args.steps,
+            args.steps_per_execution,
             series=not args.no_series,
             budget_s=args.budget,
             series_profile=args.series_profile,
@@ -585,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             args.steps,
             args.mixed_precision,
             args.xla,
+            args.steps_per_execution,
         )
         res["deterministic"] = bool(args.deterministic)
         if args.json:
