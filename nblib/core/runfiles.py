@@ -69,6 +69,12 @@ def predictions(tag: str | None = None) -> str:
     return _tagged(PREDICTIONS, tag)
 
 
+def benchmark_predictions(tag: str) -> str:
+    """A model's predictions on the official test table when its own test set is another
+    (``benchmark_predictions_<tag>.csv``; outside the ``predictions*.csv`` family on purpose)."""
+    return f"benchmark_predictions_{tag}.csv"
+
+
 def tagged_files(folder: Path | str, name: str) -> dict[str, Path]:
     """``name`` (e.g. ``predictions.csv``) and its tagged forms in ``folder``, sorted by file
     name, keyed by tag: ``predictions_vgg16_80.csv`` -> ``vgg16_80``, ``name`` itself -> ""."""

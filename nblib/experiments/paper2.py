@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.core import provenance, results, runfiles, runtime
-from nblib.data import loading, pipeline, splitting
+from nblib.data import loading, pipeline, splitting, test200
 from nblib.models import autoencoder, baselines, registry
 from nblib.models.layers import count_params
 from nblib.report import plots, tables
@@ -141,6 +141,7 @@ class Regressor:
     params_count: int
     history: pd.DataFrame
     scores: evaluation.Scores
+    benchmark: dict | None = None  # on the official test table, when not its own test set
 
     def metrics(self) -> dict:
         """Its entry of ``metrics.models`` in ``metrics.json``; ``intervals`` beside ``test``
@@ -155,6 +156,7 @@ class Regressor:
             "params_count": self.params_count,
             "image_size": self.image_size,
             "n_train": self.n_train,
+            **({"benchmark": self.benchmark} if self.benchmark else {}),
         }
 
 
@@ -223,9 +225,27 @@ def save_regressor(cfg, key: str, model, history, scores, image_size: int, parts
     if key == "ae_bonet":
         checkpoints.save_model(model, cfg.run_dir / runfiles.MODEL)
     label, init = describe(cfg, key)
+    bench = benchmark(cfg, key, model, image_size, parts)
     return Regressor(
-        label, init, image_size, len(parts["train"]), count_params(model), history, scores
+        label, init, image_size, len(parts["train"]), count_params(model), history, scores, bench
     )
+
+
+def benchmark(cfg, key: str, model, image_size: int, parts: dict) -> dict | None:
+    """Model ``key`` scored on the data folder's official test table as well, when its own test
+    set is not that table (paper 2's random protocol splits the training table alone): its
+    predictions go to ``benchmark_predictions_<key>.csv``, its metrics to ``metrics.json``.
+    None under the official protocol (its test set is the official one) or without such a
+    table."""
+    if cfg.split != "random":
+        return None
+    rows = test200.official_test(loading.resolve_data_dir(cfg))
+    if rows is None:
+        return None
+    train_mean = float(parts["train"]["boneage"].mean())
+    out = evaluation.score_rows(model, rows, image_size, cfg.batch_size, train_mean, LOSS)
+    results.write_csv(cfg.run_dir / runfiles.benchmark_predictions(key), out.pop("predictions"))
+    return out
 
 
 def _fewer(parts: dict, max_samples: int, seed: int) -> dict:

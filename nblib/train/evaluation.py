@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from nblib.data import pipeline
 from nblib.train import metrics, statistics
 
 # The test-set bootstrap's seed: a property of the analysis, not of training, so one fixed value
@@ -98,6 +99,32 @@ def intervals(true, pred, train_mean: float | None, seed: int = BOOTSTRAP_SEED) 
         return None
     out["train_mean"] = None if train_mean is None else float(train_mean)
     return out
+
+
+def score_rows(
+    model,
+    rows: pd.DataFrame,
+    image_size: int,
+    batch_size: int,
+    train_mean: float,
+    loss: str = "msle",
+    seed: int = BOOTSTRAP_SEED,
+) -> dict:
+    """Predictions, metrics and intervals of ``model`` on ``rows`` outside its own split (the
+    official test table, :mod:`nblib.data.test200`), beside the mean predictor that predicts
+    ``train_mean`` (the model's own training mean) for every row."""
+    ds = pipeline.make_dataset(rows, image_size, batch_size, training=False)
+    pred, test = evaluate(model, rows, ds, loss=loss)
+    const = np.full(len(rows), float(train_mean))
+    mean = metrics.regression(rows["boneage"], const)
+    mean["loss"] = loss_value(loss, rows["boneage"], const)
+    return {
+        "predictions": pred,
+        "test": test,
+        "mean_predictor": mean,
+        "intervals": intervals(pred["true"], pred["predicted"], train_mean, seed=seed),
+        "n": len(rows),
+    }
 
 
 def mean_predictor(train_df: pd.DataFrame, test_df: pd.DataFrame, loss: str = "msle") -> dict:
