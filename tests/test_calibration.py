@@ -1,0 +1,79 @@
+"""nblib.train.calibration: the bias correction removes a known regression to the mean, and the
+conformal intervals reach their nominal coverage on data they never saw."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nblib.train import calibration
+
+
+def _compressed(n: int, rng, slope: float = 0.8, noise_at_0: float = 4.0, growth: float = 0.06):
+    """True ages, and predictions pulled toward the mean (``pred = 26 + slope * true``) with
+    noise growing with age: the shape of a bone-age regressor's errors."""
+    true = rng.uniform(10, 220, n)
+    male = rng.random(n) < 0.5
+    pred = 26 + slope * true + rng.normal(0, noise_at_0 + growth * true)
+    return pred, true, male
+
+
+def test_bias_correction_removes_a_known_compression():
+    rng = np.random.default_rng(0)
+    pred, true, male = _compressed(4000, rng)
+    cal = calibration.fit(pred, true, male, level=0.9)
+    a, b = cal.bias["M"]
+    assert b == pytest.approx(0.8, abs=0.02) and a == pytest.approx(26, abs=2.5)
+    vp, vt, vm = _compressed(4000, rng)
+    before = vp - vt
+    after = cal.correct(vp, vm) - vt
+    young, old = vt < 60, vt > 180
+    assert before[young].mean() > 10 and before[old].mean() < -10  # toward the mean
+    assert abs(after[young].mean()) < 3 and abs(after[old].mean()) < 3
+
+
+@pytest.mark.parametrize("level", [0.8, 0.9, 0.95])
+def test_conformal_intervals_reach_their_nominal_coverage(level):
+    rng = np.random.default_rng(1)
+    coverages = []
+    for _ in range(20):  # coverage is a guarantee on average over calibration draws
+        cal = calibration.fit(*_compressed(600, rng), level=level)
+        pred, true, male = _compressed(2000, rng)
+        coverages.append(calibration.coverage(cal, pred, true, male)["coverage"])
+    assert np.mean(coverages) == pytest.approx(level, abs=0.015)
+    assert min(coverages) > level - 0.06
+
+
+def test_intervals_widen_where_errors_are_larger():
+    rng = np.random.default_rng(2)
+    cal = calibration.fit(*_compressed(3000, rng), level=0.9)
+    low, high = cal.interval(np.array([30.0, 200.0]))
+    assert (high - low)[1] > 1.5 * (high - low)[0]
+
+
+def test_conformal_quantile_by_hand():
+    scores = np.arange(1, 10, dtype=float)  # n = 9
+    assert calibration.conformal_quantile(scores, 0.8) == 8.0  # ceil(10 * 0.8) = 8th smallest
+    assert calibration.conformal_quantile(scores, 0.95) == float("inf")  # ceil(9.5) = 10 > 9
+
+
+def test_one_sex_too_rare_gives_one_pooled_correction_and_the_record_round_trips():
+    rng = np.random.default_rng(3)
+    pred, true, _ = _compressed(400, rng)
+    male = np.zeros(400, bool)
+    male[:10] = True
+    cal = calibration.fit(pred, true, male)
+    assert set(cal.bias) == {"all"}
+    again = calibration.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert np.allclose(again.correct(pred[:5], male[:5]), cal.correct(pred[:5], male[:5]))
+
+
+def test_a_model_that_learnt_nothing_is_refused_plainly():
+    rng = np.random.default_rng(4)
+    true = rng.uniform(10, 220, 200)
+    with pytest.raises(ValueError, match="has not learnt enough"):
+        calibration.fit(np.full(200, 120.0) + rng.normal(0, 1, 200), true, rng.random(200) < 0.5)
+    with pytest.raises(ValueError, match="level"):
+        calibration.fit(true, true, true > 100, level=1.0)
