@@ -95,72 +95,16 @@ class Config:
         str, ...
     ] = ()  # 07's ladder rungs to train; () = all (see nblib.experiments.beyond.LADDER)
     long_epochs: int = 0  # 07's last rung "long": the whole recipe this many epochs; 0 = none
+    interval_level: float = 0.9  # 07's prediction intervals: the share of true ages they cover
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.profile not in PROFILES:
-            problems.append(f"profile must be one of {PROFILES}, got {self.profile!r}")
-        if not (32 <= self.image_size <= 1024):
-            problems.append(f"image_size must be between 32 and 1024 pixels, got {self.image_size}")
-        if not (0 < self.width <= 4):
-            problems.append(f"width must be a multiplier in (0, 4], got {self.width}")
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.epochs}")
-        if not (1 <= self.batch_size <= MAX_BATCH_SIZE):
-            problems.append(
-                f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {self.batch_size}"
-            )
-        if not (0 <= self.seed <= MAX_SEED):
-            problems.append(f"seed must be between 0 and 2**32-1 ({MAX_SEED}), got {self.seed}")
-        if not (0 < self.learning_rate < 1):
-            problems.append(f"learning_rate must be in (0, 1), got {self.learning_rate}")
-        if self.max_samples < 0:
-            problems.append(f"max_samples must be 0 (all) or positive, got {self.max_samples}")
-        if self.split not in SPLIT_PROTOCOLS:
-            problems.append(f"split must be one of {SPLIT_PROTOCOLS}, got {self.split!r}")
-        if self.patience < 0:
-            problems.append(f"patience must be 0 (off) or positive, got {self.patience}")
-        if self.lr_schedule not in ("constant", "cosine", "plateau"):
-            problems.append(
-                f"lr_schedule must be constant, cosine or plateau, got {self.lr_schedule!r}"
-            )
-        for name in ("mixed_precision", "xla"):
-            if getattr(self, name) not in ("auto", "on", "off"):
-                problems.append(f"{name} must be auto, on or off, got {getattr(self, name)!r}")
-        if self.strategy not in ("auto", "default", "mirrored", "multiworker"):
-            problems.append(
-                f"strategy must be auto, default, mirrored or multiworker, got {self.strategy!r}"
-            )
-        if not (0 <= self.bn_momentum < 1):
-            problems.append(f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
-        if self.average_epochs < 0:
-            problems.append(
-                f"average_epochs must be 0 (off) or positive, got {self.average_epochs}"
-            )
-        if self.flips not in ("both", "horizontal", "none"):
-            problems.append(f"flips must be both, horizontal or none, got {self.flips!r}")
-        if self.clipnorm < 0:
-            problems.append(f"clipnorm must be 0 (off) or positive, got {self.clipnorm}")
-        if not isinstance(self.deterministic, bool):
-            problems.append(f"deterministic must be true or false, got {self.deterministic!r}")
-        if self.synthetic_count < 10:
-            problems.append(f"synthetic_count must be at least 10, got {self.synthetic_count}")
-        if not self.ae_stages or any(int(s) < 1 for s in self.ae_stages):
-            problems.append(
-                f"ae_stages must be a non-empty list of positive epoch counts, got {self.ae_stages}"
-            )
-        if self.long_epochs < 0:
-            problems.append(
-                f"long_epochs must be 0 (no long rung) or positive, got {self.long_epochs}"
-            )
+        problems = [
+            message.format(v=getattr(self, name))
+            for name, ok, message in _RULES
+            if not ok(getattr(self, name))
+        ]
         if "long" in self.rungs and not self.long_epochs:
             problems.append("rungs: the long rung needs long_epochs > 0")
-        if self.backbone not in ("resnet18", "resnet50"):
-            problems.append(f"backbone must be resnet18 or resnet50, got {self.backbone!r}")
-        if self.baseline_weights not in ("imagenet", "none"):
-            problems.append(
-                f"baseline_weights must be imagenet or none, got {self.baseline_weights!r}"
-            )
         if problems:  # each message starts with its field's name: make() adds where it was set
             raise ConfigError(self.notebook, problems)
 
@@ -187,6 +131,86 @@ class Config:
         path = Path(path) if path else self.run_dir / runfiles.CONFIG
         results.write_json(path, self.to_dict())
         return path
+
+
+# What each field must be: (field, test, message); a message starts with its field's name, so
+# that make() can add where the value was set.
+_RULES = (
+    ("profile", lambda v: v in PROFILES, f"profile must be one of {PROFILES}, got {{v!r}}"),
+    (
+        "image_size",
+        lambda v: 32 <= v <= 1024,
+        "image_size must be between 32 and 1024 pixels, got {v}",
+    ),
+    ("width", lambda v: 0 < v <= 4, "width must be a multiplier in (0, 4], got {v}"),
+    ("epochs", lambda v: v >= 1, "epochs must be at least 1, got {v}"),
+    (
+        "batch_size",
+        lambda v: 1 <= v <= MAX_BATCH_SIZE,
+        f"batch_size must be between 1 and {MAX_BATCH_SIZE}, got {{v}}",
+    ),
+    (
+        "seed",
+        lambda v: 0 <= v <= MAX_SEED,
+        f"seed must be between 0 and 2**32-1 ({MAX_SEED}), got {{v}}",
+    ),
+    ("learning_rate", lambda v: 0 < v < 1, "learning_rate must be in (0, 1), got {v}"),
+    ("max_samples", lambda v: v >= 0, "max_samples must be 0 (all) or positive, got {v}"),
+    (
+        "split",
+        lambda v: v in SPLIT_PROTOCOLS,
+        f"split must be one of {SPLIT_PROTOCOLS}, got {{v!r}}",
+    ),
+    ("patience", lambda v: v >= 0, "patience must be 0 (off) or positive, got {v}"),
+    (
+        "lr_schedule",
+        lambda v: v in ("constant", "cosine", "plateau"),
+        "lr_schedule must be constant, cosine or plateau, got {v!r}",
+    ),
+    (
+        "mixed_precision",
+        lambda v: v in _SWITCH_VALUES,
+        "mixed_precision must be auto, on or off, got {v!r}",
+    ),
+    ("xla", lambda v: v in _SWITCH_VALUES, "xla must be auto, on or off, got {v!r}"),
+    (
+        "strategy",
+        lambda v: v in ("auto", "default", "mirrored", "multiworker"),
+        "strategy must be auto, default, mirrored or multiworker, got {v!r}",
+    ),
+    ("bn_momentum", lambda v: 0 <= v < 1, "bn_momentum must be in [0, 1), got {v}"),
+    ("average_epochs", lambda v: v >= 0, "average_epochs must be 0 (off) or positive, got {v}"),
+    (
+        "flips",
+        lambda v: v in ("both", "horizontal", "none"),
+        "flips must be both, horizontal or none, got {v!r}",
+    ),
+    ("clipnorm", lambda v: v >= 0, "clipnorm must be 0 (off) or positive, got {v}"),
+    (
+        "deterministic",
+        lambda v: isinstance(v, bool),
+        "deterministic must be true or false, got {v!r}",
+    ),
+    ("synthetic_count", lambda v: v >= 10, "synthetic_count must be at least 10, got {v}"),
+    (
+        "ae_stages",
+        lambda v: bool(v) and all(int(s) >= 1 for s in v),
+        "ae_stages must be a non-empty list of positive epoch counts, got {v}",
+    ),
+    ("long_epochs", lambda v: v >= 0, "long_epochs must be 0 (no long rung) or positive, got {v}"),
+    (
+        "backbone",
+        lambda v: v in ("resnet18", "resnet50"),
+        "backbone must be resnet18 or resnet50, got {v!r}",
+    ),
+    (
+        "baseline_weights",
+        lambda v: v in ("imagenet", "none"),
+        "baseline_weights must be imagenet or none, got {v!r}",
+    ),
+    ("interval_level", lambda v: 0 < v < 1, "interval_level must be in (0, 1), got {v}"),
+)
+_SWITCH_VALUES = ("auto", "on", "off")
 
 
 def notebook_stems() -> list[str]:
