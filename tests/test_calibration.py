@@ -77,3 +77,50 @@ def test_a_model_that_learnt_nothing_is_refused_plainly():
         calibration.fit(np.full(200, 120.0) + rng.normal(0, 1, 200), true, rng.random(200) < 0.5)
     with pytest.raises(ValueError, match="level"):
         calibration.fit(true, true, true > 100, level=1.0)
+
+
+def _split_parts(rng, n_val=400, n_test=300):
+    import pandas as pd
+
+    def part(n, split):
+        return pd.DataFrame(
+            {
+                "id": [f"{split}{i}" for i in range(n)],
+                "boneage": rng.uniform(10, 220, n),
+                "male": rng.random(n) < 0.5,
+                "split": split,
+            }
+        )
+
+    return {
+        "train": part(50, "train"),
+        "validation": part(n_val, "validation"),
+        "test": part(n_test, "test"),
+    }
+
+
+def test_notebook_07_fits_on_validation_only_and_measures_on_test(tmp_path):
+    from nblib.core import config
+    from nblib.experiments import beyond
+
+    rng = np.random.default_rng(5)
+    parts = _split_parts(rng)
+
+    def compressed(df):
+        t = df["boneage"].to_numpy()
+        return 26 + 0.8 * t + rng.normal(0, 4 + 0.06 * t)
+
+    ens = beyond.Ensemble(
+        ["x"], np.ones(1), compressed(parts["validation"]), compressed(parts["test"]), np.ones(300)
+    )
+    cfg = config.make("07_beyond", "smoke", output_dir=tmp_path)
+    cal = beyond.calibrate(cfg, parts, ens)
+    assert cal.fit is not None and 0.8 < cal.test["coverage"] <= 1.0
+    assert "of true ages inside the 90% intervals" in beyond.describe_calibration(cal)
+    bands = cal.bands.set_index(["model", "group"])
+    young = [g for g in cal.bands["group"].unique() if g.startswith("0")][0]
+    assert bands.loc[("ensemble", young), "bias"] > 10
+    assert abs(bands.loc[("ensemble, bias-corrected", young), "bias"]) < 8
+    # the test rows never enter the fit: other test labels, the same correction and intervals
+    moved = {**parts, "test": parts["test"].assign(boneage=parts["test"]["boneage"] + 50)}
+    assert beyond.calibrate(cfg, moved, ens).fit == cal.fit

@@ -96,7 +96,7 @@ def test_ablation_table_compares_each_step_with_the_one_before(tmp_path):
     assert set(table["verdict"].dropna()) <= set(reporting.PAIRED_VERDICTS)
     assert table["verdict"].notna().sum() == len(rungs) + 1  # every step after the first
     # notebook 07's metrics.json: intervals beside the ensemble's test metrics and each rung's
-    beyond.save(cfg, parts, rungs, ens, table, {})
+    beyond.save(cfg, parts, rungs, ens, table, {}, beyond.calibrate(cfg, parts, ens))
     m = results.read_json(cfg.run_dir / runfiles.METRICS)["metrics"]
     _assert_ordered(m["intervals"])
     for r in m["rungs"].values():
