@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.core import results, runfiles
-from nblib.report import plots, reference, tables
+from nblib.report import claims, plots, reference, tables
 from nblib.train import statistics
 
 PAPER1_MODELS = {
@@ -43,6 +43,7 @@ PAIRED_VERDICTS = ("better", "worse", "no difference shown")  # of statistics.ve
 BOOTSTRAP_SEED = 0
 INTERVAL_KEYS = ("mae", "rmse", "r2", "mean_predictor_mae", "ratio_to_mean_predictor")
 TITLES = {
+    "claims": "Claims: each paper's statements against this run, with a verdict by a stated rule",
     "table1": "Table I (paper 1): test metrics, paper vs ours",
     "table1_protocol": "Protocol of each paper-1 model",
     "table2": "Table 2 (paper 2): autoencoder pretraining stages, paper vs ours",
@@ -455,6 +456,8 @@ def build(output_dir: Path | str) -> Report:
     _beyond(report)
     _comparisons(report)
     _test_labels(report)
+    if report.sources:  # some notebook ran: each claim gets its verdict, "not run" included
+        report.tables["claims"] = claims.build(report.output_dir)
     if report.predictions:
         report.tables["error_by_group"] = tables.error_by_group(report.predictions)[GROUP_COLUMNS]
     return report
@@ -583,6 +586,10 @@ def _table1_notes(report: Report) -> list[str]:
     return notes
 
 
+CLAIMS_INTRO = (
+    "Each statement is one the paper makes (where: its table or section); 'ours' is read from "
+    "this run's result files. The verdicts follow these rules:"
+)
 CLAIMS = {  # statistics.claim_verdict of a paper's number against our interval, in words
     "consistent": "the paper's value lies inside it, so no difference from the paper is shown",
     "ours worse": "the paper's value lies below it, so ours is worse on this test set",
@@ -747,6 +754,8 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     for name in TITLES:
         if name in report.tables:
             lines += [f"## {TITLES[name]}", "", _md_table(report.tables[name]), ""]
+            if name == "claims":
+                lines += [CLAIMS_INTRO, "", *claims.rules_markdown(), ""]
     if figs:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({runfiles.figure(name)})" for name in figs] + [""]
