@@ -19,9 +19,10 @@ from nblib.core import config
 from nblib.data import checks, loading, pipeline, rsna, splitting
 
 
-def _hand(shape=(64, 48)) -> np.ndarray:
-    """An 8-bit picture shaped like a radiograph: dark background, a bright object in the middle."""
-    rng = np.random.default_rng(1)
+def _hand(shape=(64, 48), seed=1) -> np.ndarray:
+    """An 8-bit picture shaped like a radiograph: dark background, a bright object in the middle.
+    Each ``seed`` gives another picture (one picture under two ids is a duplicate)."""
+    rng = np.random.default_rng(seed)
     img = rng.integers(0, 30, shape).astype(np.uint8)
     h, w = shape
     img[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = rng.integers(150, 250, (h // 2, w // 2))
@@ -45,7 +46,7 @@ def _folder(tmp_path, n=30, ages=None, images=None):
     d = tmp_path / "boneage-training-dataset"
     d.mkdir(parents=True, exist_ok=True)
     for i in range(1, n + 1):
-        img = images(i) if images else _hand()
+        img = images(i) if images else _hand(seed=i)
         assert cv2.imwrite(str(d / f"{i}.png"), img)
     ages = ages if ages is not None else np.linspace(10, 220, n).round()
     pd.DataFrame(
@@ -100,7 +101,7 @@ def test_official_split_without_a_test_table_keeps_validation(tmp_path):
     v = folder / "boneage-validation-dataset"
     v.mkdir()
     for i in range(101, 111):
-        cv2.imwrite(str(v / f"{i}.png"), _hand())
+        cv2.imwrite(str(v / f"{i}.png"), _hand(seed=i))
     pd.DataFrame(
         {"Image ID": range(101, 111), "male": "TRUE", "Bone Age (months)": np.linspace(20, 200, 10)}
     ).to_csv(folder / "boneage-validation-dataset.csv", index=False)
@@ -171,11 +172,11 @@ def _bad_images(i):
         return np.full((1, 1), 200, np.uint8)  # 1x1
     if i == 3:  # the picture only in the alpha channel
         bgra = np.zeros((64, 48, 4), np.uint8)
-        bgra[..., 3] = _hand()
+        bgra[..., 3] = _hand(seed=i)
         return bgra
     if i == 4:
-        return 255 - _hand()  # inverted: white background
-    return _hand()
+        return 255 - _hand(seed=i)  # inverted: white background
+    return _hand(seed=i)
 
 
 def _dropping(folder, out):
@@ -233,7 +234,7 @@ def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
     assert [w["id"] for w in second.warnings] == ["4"]
     # a changed image file makes a new key: everything is checked and decoded again
     changed = folder / "boneage-training-dataset" / "6.png"
-    cv2.imwrite(str(changed), 255 - _hand())
+    cv2.imwrite(str(changed), 255 - _hand(seed=6))
     third, third_images, decoded = notebook()
     assert decoded == decoded_first
     assert [w["id"] for w in third.warnings] == ["4", "6"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import zlib
 
 import cv2
 import numpy as np
@@ -14,9 +15,10 @@ from nblib.data import checks, loading, phantom, rsna, splitting
 
 
 def _png(path, shape=(40, 36), dtype=np.uint8):
-    img = (np.random.default_rng(0).random(shape) * (255 if dtype == np.uint8 else 65535)).astype(
-        dtype
-    )
+    """Random pixels, seeded by the file's name: each image differs from the others (the same
+    picture under two ids is a duplicate, which the checks refuse across splits)."""
+    rng = np.random.default_rng(zlib.crc32(path.name.encode()))
+    img = (rng.random(shape) * (255 if dtype == np.uint8 else 65535)).astype(dtype)
     assert cv2.imwrite(str(path), img)
     return path
 

@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile",
         default="cpu",
         choices=config.PROFILES,
-        help="parameter set: smoke (tests), cpu (default), sample (real sample), paper (GPU)",
+        help="parameter set: smoke (tests), cpu (default), sample (real sample), full (the papers' data), paper (GPU)",
     )
     ap.add_argument(
         "--data",

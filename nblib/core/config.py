@@ -31,7 +31,7 @@ from nblib.core import results, runfiles
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = ROOT / "params"
-PROFILES = ("smoke", "cpu", "sample", "paper", "paper-lite")
+PROFILES = ("smoke", "cpu", "sample", "full", "paper", "paper-lite")
 DEFAULT_DATA_DIR = ROOT / "data" / "synthetic"
 SPLIT_PROTOCOLS = ("official", "random")
 NOTEBOOK_DIR = ROOT / "notebooks"

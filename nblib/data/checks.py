@@ -7,6 +7,7 @@ path, size and time, in the run's ``cache/`` folder) so that no image is decoded
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import struct
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.core import results
-from nblib.data import pipeline
+from nblib.data import duplicates, pipeline
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: far above RSNA's largest (~2,500 x 3,000)
 
@@ -110,6 +111,9 @@ def image_problems(df: pd.DataFrame) -> pd.DataFrame:
 CHECKS_VERSION = 1  # part of the checks cache's key: raise it when the checks or resize change
 
 
+PROGRESS_FROM = 200  # more images than this: the decode shows a progress line
+
+
 CHECKS_CACHE_MAX_BYTES = 2**31  # larger decodes (full RSNA at 450 px) are not cached on disk
 
 
@@ -175,14 +179,38 @@ def _write_checks(
         )
 
 
+@dataclasses.dataclass
+class Inspection:
+    """What the image checks found: ``problems`` and ``warnings`` ``[id, path, reason]``, and the
+    decodes of the usable images (``ids``, in order, ``images`` N x S x S uint8) for the checks
+    that compare images with each other (:mod:`nblib.data.duplicates`). ``images`` are at the
+    run's image size, or at the duplicates' hash size when none was given."""
+
+    problems: pd.DataFrame
+    warnings: pd.DataFrame
+    ids: list[str]
+    images: np.ndarray
+
+
 def inspect_images(
     df: pd.DataFrame, image_size: int | None = None, cache_dir: Path | str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Headers first, then a full decode of every image: ``(problems, warnings)``, each
-    ``[id, path, reason]``. With ``image_size``, the good images, resized, go into the
-    pipeline's cache: this check is then the run's only decode of each file. With
-    ``cache_dir`` too, the verdicts and decodes are kept on disk for the next notebook of the
-    run, which reads them instead of decoding again as long as no image file changed.
+    ``[id, path, reason]`` (:func:`inspect`, without the decodes)."""
+    found = inspect(df, image_size, cache_dir)
+    return found.problems, found.warnings
+
+
+def inspect(
+    df: pd.DataFrame, image_size: int | None = None, cache_dir: Path | str | None = None
+) -> Inspection:
+    """Headers first, then a full decode of every image, in threads, with a progress line.
+
+    With ``image_size``, the good images, resized, go into the pipeline's cache: this check is
+    then the run's only decode of each file. With ``cache_dir`` too, the verdicts and decodes
+    are kept on disk for the next notebook of the run, which reads them instead of decoding
+    again as long as no image file changed. Without ``image_size`` the images are decoded at
+    the duplicates' hash size, for the comparison of images only.
 
     Decoding every image before training finds a damaged image body (which the header check
     cannot see) and blank, tiny, alpha-only or inverted pictures, so that nothing fails or goes
@@ -192,23 +220,18 @@ def inspect_images(
     head = image_problems(df)
     rest = df[~df["id"].isin(head["id"])]
     paths = [str(p) for p in rest["path"]]
+    size = image_size or duplicates.HASH_SIDE
     disk = _checks_cache_file(cache_dir, paths, image_size) if cache_dir and image_size else None
     cached = _read_checks(disk, paths) if disk is not None and disk.is_file() else None
     if cached is not None:
         verdicts, images = cached
-        good = [p for p, v in zip(paths, verdicts, strict=True) if not v[0]]
         pipeline.remember_verdicts(paths, verdicts)
     else:
-        workers = min(8, (os.cpu_count() or 1) * 2)
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            known = pipeline.known_images(image_size) if image_size else {}
-            judged = list(ex.map(lambda p: pipeline.inspect_image(p, image_size, known), paths))
-        verdicts = [v[:2] for v in judged]
-        good = [p for p, v in zip(paths, judged, strict=True) if v[2] is not None]
-        images = np.stack([v[2] for v in judged if v[2] is not None]) if good else None
+        verdicts, images = _decode_all(paths, size, known=bool(image_size))
         if disk is not None:
             _write_checks(disk, paths, verdicts, images, image_size)
-    if good:  # one stacked array: the pipeline's cache and the file above share it
+    good = [p for p, v in zip(paths, verdicts, strict=True) if not v[0]]
+    if good and image_size:  # one stacked array: the pipeline's cache and the file share it
         pipeline.remember(good, image_size, images)
     problems, warnings = [head], []
     for rid, path, (problem, warning) in zip(rest["id"], rest["path"], verdicts, strict=True):
@@ -218,4 +241,31 @@ def inspect_images(
             warnings.append({"id": rid, "path": path, "reason": warning})
     problems = [p for p in problems if not p.empty]
     bad = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=cols)
-    return bad, pd.DataFrame(warnings, columns=cols)
+    good_ids = [rid for rid, v in zip(rest["id"], verdicts, strict=True) if not v[0]]
+    if images is None:
+        images = np.zeros((0, size, size), np.uint8)
+    return Inspection(bad, pd.DataFrame(warnings, columns=cols), good_ids, images)
+
+
+def _decode_all(paths: list[str], size: int, known: bool) -> tuple[list[tuple], np.ndarray | None]:
+    """Decode and judge every file in threads: the verdicts ``(problem, warning)`` of
+    ``paths`` and the stacked ``size`` x ``size`` decodes of the usable ones (None if none).
+    With ``known``, decodes the pipeline already holds at this size are reused. A progress line
+    counts the files when there are many."""
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    index = pipeline.known_images(size) if known else {}
+    bar = None
+    if len(paths) > PROGRESS_FROM:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc=f"checking and decoding images at {size} px")
+    judged = []
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        for verdict in ex.map(lambda p: pipeline.inspect_image(p, size, index), paths):
+            judged.append(verdict)
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    good = [v[2] for v in judged if v[2] is not None]
+    return [v[:2] for v in judged], (np.stack(good) if good else None)

@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from nblib.core import config, locks, results, runfiles
-from nblib.data import checks, rsna, splitting
+from nblib.data import checks, duplicates, rsna, splitting
+
+COLUMNS = ["id", "path", "reason"]  # of every problem and warning record
 
 
 def load_dataset(
@@ -26,10 +28,68 @@ def load_dataset(
     Images that are probably wrong but usable (inverted) are kept, printed, and listed in
     ``df.attrs["warnings"]`` (same records). With ``image_size`` the check's decodes, resized,
     are what the pipeline feeds; with ``cache_dir`` as well they are kept on disk, so that the
-    notebooks of one run decode each image once between them (:func:`checks.inspect_images`).
+    notebooks of one run decode each image once between them (:func:`checks.inspect`).
+
+    Leakage is refused. An id in two label tables (a test image in the training table) is
+    refused by id, before any image is decoded. The same radiograph under two ids
+    (:mod:`nblib.data.duplicates`) is refused when its ids are in different tables, and warned
+    about within one; the pairs are kept in ``df.attrs["duplicates"]`` so that a split keeps
+    them together. ``drop_bad`` drops the copy in the lower split (train < validation < test),
+    so that the test set stays whole.
     """
     data_dir = Path(data_dir)
     rsna.check_folder(data_dir, "Data folder")
+    df, problems = _read_tables(data_dir)
+    df, leaked = _ids_in_two_tables(df)
+    problems.append(leaked)
+    if not leaked.empty and not drop_bad:  # decided by ids alone: no image needs decoding
+        raise rsna.DataError(str(data_dir), _collected(problems))
+    warnings = pd.DataFrame(columns=COLUMNS)
+    pairs = pd.DataFrame(columns=duplicates.PAIR_COLUMNS)
+    if check_images:
+        df, found, warnings, pairs = _check_images(df, image_size, cache_dir)
+        problems.append(found)
+    bad = _collected(problems)
+    if not bad.empty and not drop_bad:
+        raise rsna.DataError(str(data_dir), bad)
+    if df.empty:
+        raise ValueError(
+            f"{data_dir}: no usable rows left" + (f" ({len(bad)} dropped)" if len(bad) else "")
+        )
+    df = df.reset_index(drop=True)
+    kept = pairs["id_a"].isin(df["id"]) & pairs["id_b"].isin(df["id"])
+    df.attrs["dropped"] = bad.to_dict("records")  # records, not a DataFrame: pandas compares attrs
+    df.attrs["warnings"] = warnings.to_dict("records")
+    df.attrs["duplicates"] = pairs[kept].to_dict("records")
+    if len(warnings):
+        print(
+            f"WARNING: {len(warnings)} image(s) of {data_dir} look wrong but were kept:\n  - "
+            + "\n  - ".join(
+                f"id {r.id}: {r.reason} ({r.path})" for r in warnings.head(20).itertuples()
+            )
+        )
+    return df
+
+
+def _check_images(
+    df: pd.DataFrame, image_size: int | None, cache_dir: Path | str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Decode and judge every image once, then compare them: ``(df without the bad rows,
+    problems, warnings, duplicate pairs)``. Bad images and the lower copy of a radiograph in two
+    tables are problems; the same radiograph twice in one table is a warning."""
+    found = checks.inspect(df, image_size, cache_dir)
+    df = df[~df["id"].isin(found.problems["id"])]
+    pairs = duplicates.find_pairs(found.ids, found.images)
+    across = duplicates.across_splits(pairs, df)
+    df = df[~df["id"].isin(across["id"])]
+    warnings = _collected([found.warnings, duplicates.within_splits(pairs, df)])
+    return df, _collected([found.problems, across]), warnings, pairs
+
+
+def _read_tables(data_dir: Path) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """Every label table of ``data_dir`` in one table, and the problems of their rows (each
+    reason prefixed with its table's file name). A table that cannot be read raises, naming
+    every such table."""
     tables, problems, unreadable = [], [], []
     for csv in rsna.find_tables(data_dir):
         try:
@@ -44,49 +104,34 @@ def load_dataset(
             f"{len(unreadable)} label table(s) of {data_dir} cannot be read:\n  - "
             + "\n  - ".join(unreadable)
         )
-    df = pd.concat(tables, ignore_index=True)
-    cross_dup = df["id"].duplicated(keep=False)
-    if cross_dup.any():
-        d = df[cross_dup]
-        problems.append(
-            pd.DataFrame(
-                {
-                    "id": d["id"],
-                    "path": d["path"],
-                    "reason": "id appears in more than one label table (" + d["split"] + ")",
-                }
-            )
-        )
-        df = df[~cross_dup]
-    warnings = pd.DataFrame(columns=["id", "path", "reason"])
-    if check_images:
-        img, warnings = checks.inspect_images(df, image_size, cache_dir)
-        if not img.empty:
-            problems.append(img)
-            df = df[~df["id"].isin(img["id"])]
-    problems = [p for p in problems if not p.empty]
-    bad = (
-        pd.concat(problems, ignore_index=True)
-        if problems
-        else pd.DataFrame(columns=["id", "path", "reason"])
-    )
-    if not bad.empty and not drop_bad:
-        raise rsna.DataError(str(data_dir), bad)
-    if df.empty:
-        raise ValueError(
-            f"{data_dir}: no usable rows left" + (f" ({len(bad)} dropped)" if len(bad) else "")
-        )
-    df = df.reset_index(drop=True)
-    df.attrs["dropped"] = bad.to_dict("records")  # records, not a DataFrame: pandas compares attrs
-    df.attrs["warnings"] = warnings.to_dict("records")
-    if len(warnings):
-        print(
-            f"WARNING: {len(warnings)} image(s) of {data_dir} look wrong but were kept:\n  - "
-            + "\n  - ".join(
-                f"id {r.id}: {r.reason} ({r.path})" for r in warnings.head(20).itertuples()
-            )
-        )
-    return df
+    return pd.concat(tables, ignore_index=True), problems
+
+
+def _ids_in_two_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``df`` without the rows whose id is also in a higher table (train < validation < test),
+    and those rows as problems: one image in two splits is leakage, a test image in the training
+    table the worst kind. The copy in the highest table is the one kept."""
+    twice = df["id"].duplicated(keep=False)
+    if not twice.any():
+        return df, pd.DataFrame(columns=COLUMNS)
+    rank = df["split"].map(duplicates.SPLIT_RANK)
+    top = rank[twice].groupby(df.loc[twice, "id"]).transform("max")
+    low = rank[twice] < top
+    d = df[twice][low]
+    kept = df[twice][~low].set_index("id")["split"]
+    reasons = [
+        f"id {rid} is in the {split} table and also in the {kept[rid]} table: the same image in "
+        f"{split} and {kept[rid]} is {split}/{kept[rid]} leakage. Remove it from the {split} table"
+        for rid, split in zip(d["id"], d["split"], strict=True)
+    ]
+    leaked = pd.DataFrame({"id": d["id"], "path": d["path"], "reason": reasons})
+    return df.drop(index=d.index), leaked
+
+
+def _collected(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``[id, path, reason]`` records of several checks in one table (empty ones left out)."""
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
 def resolve_data_dir(cfg) -> Path:
@@ -129,7 +174,11 @@ def split_for(cfg) -> splitting.Split:
     """Load and check ``cfg``'s data, split it (by the saved split list when there is one, else
     by ``cfg.split``, seeded) and take ``cfg.max_samples`` rows. Writes only the checks' cache
     (``<output_dir>/cache/``, which the run's next notebook reads instead of decoding again):
-    :func:`save_split` writes the split list and what the checks found."""
+    :func:`save_split` writes the split list and what the checks found.
+
+    The same radiograph under two ids is kept in one split; one that a saved split list puts
+    in two splits is refused (dropped from the lower split with ``cfg.drop_bad``).
+    """
     data_dir = resolve_data_dir(cfg)
     df = load_dataset(
         data_dir,
@@ -139,12 +188,22 @@ def split_for(cfg) -> splitting.Split:
     )
     dropped = df.attrs.pop("dropped", [])
     warnings = df.attrs.pop("warnings", [])
+    pairs = pd.DataFrame(df.attrs.pop("duplicates", []), columns=duplicates.PAIR_COLUMNS)
     path = splitting.split_file(cfg)
+    saved = path.is_file()
+    twins = list(zip(pairs["id_a"], pairs["id_b"], strict=True))
     df = (
         splitting.apply_saved_split(df, path)
-        if path.is_file()
-        else splitting.assign_split(df, cfg.split, cfg.seed)
+        if saved
+        else splitting.assign_split(df, cfg.split, cfg.seed, twins)
     )
+    leaked = duplicates.across_splits(pairs, df)
+    if not leaked.empty:
+        how = f"the split list {path}" if saved else f"the '{cfg.split}' split"
+        if not cfg.drop_bad:
+            raise rsna.DataError(f"{data_dir} as split by {how}", leaked)
+        df = df[~df["id"].isin(leaked["id"])]
+        dropped = dropped + leaked.to_dict("records")
     rows = splitting.subset(df, cfg.max_samples, cfg.seed).reset_index(drop=True)
     return splitting.Split(df, rows, dropped, warnings, data_dir, cfg.max_samples)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ SPLITS = ("train", "validation", "test")
 
 
 PAPER2_COUNTS = (10088, 2323, 200)  # paper 2's random split of the 12,611 training images
+
+
+OFFICIAL_COUNTS = {"train": 12611, "validation": 1425, "test": 200}  # RSNA's three tables
 
 
 def split_counts(n: int, protocol: str) -> tuple[int, int, int]:
@@ -42,15 +46,20 @@ def split_counts(n: int, protocol: str) -> tuple[int, int, int]:
     return n - n_val - n_test, n_val, n_test
 
 
-def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
+def assign_split(
+    df: pd.DataFrame, protocol: str, seed: int, together: Iterable[tuple[str, str]] = ()
+) -> pd.DataFrame:
     """Give every row a ``split`` under ``protocol``; same seed, same split.
 
     ``official`` keeps the tables' own splits when validation and test tables exist; when only
     one of them exists it is kept and the other is split off the training table (seeded, the
-    official share); with neither, the training table is split at random (see
-    :func:`split_counts`). ``random`` is paper 2's protocol: the training table alone (12,611
-    images in RSNA) split 10,088/2,323/200, proportionally on smaller sets; rows of other tables
-    are then left out. What was done is printed and kept in ``df.attrs["split_note"]``.
+    official share: :func:`_split_off`); with neither, the training table is split at random
+    (see :func:`split_counts`). ``random`` is paper 2's protocol: the training table alone
+    (12,611 images in RSNA) split 10,088/2,323/200, proportionally on smaller sets; rows of
+    other tables are then left out. ``together``: pairs of ids that are one radiograph (found
+    by :mod:`nblib.data.duplicates`); rows split at random follow their twin into its split, so
+    that the same image never lands on both sides. What was done is printed and kept in
+    ``df.attrs["split_note"]``.
     """
     if protocol not in ("official", "random"):
         raise ValueError(f"Unknown split protocol {protocol!r}; use 'official' or 'random'")
@@ -59,12 +68,12 @@ def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
     if protocol == "official" and {"validation", "test"} <= have:
         return df
     if protocol == "official" and "train" in have and len(have) == 2:
-        return _split_off(df, ({"validation", "test"} - have).pop(), seed)
-    note = ""
+        return _split_off(df, ({"validation", "test"} - have).pop(), seed, together)
+    notes = []
     if (df["split"] == "train").any():
         left_out = df["split"] != "train"
         if left_out.any():
-            note = (
+            notes.append(
                 f"split '{protocol}': {int(left_out.sum())} row(s) of the validation/test tables "
                 "are left out (this protocol splits the training table alone)"
             )
@@ -74,21 +83,23 @@ def assign_split(df: pd.DataFrame, protocol: str, seed: int) -> pd.DataFrame:
     df.loc[order[:n_train], "split"] = "train"
     df.loc[order[n_train : n_train + n_val], "split"] = "validation"
     df.loc[order[n_train + n_val :], "split"] = "test"
-    if note:
-        print(note)
-        df.attrs["split_note"] = note
-    return df
+    notes.append(_keep_together(df, order, together))
+    return _noted(df, notes)
 
 
-def _split_off(df: pd.DataFrame, missing: str, seed: int) -> pd.DataFrame:
+def _split_off(
+    df: pd.DataFrame, missing: str, seed: int, together: Iterable[tuple[str, str]] = ()
+) -> pd.DataFrame:
     """Keep the tables' own splits and split the ``missing`` one off the training rows (seeded).
 
-    The official share is used: 200 test or 1,425 validation images of 14,236, with the same
-    floor as :func:`split_counts`, so that no row of the given tables is discarded.
+    The official share is the missing table's size against the training table plus it, as RSNA
+    drew it: 1,425 of 12,611 + 1,425 for validation (about 10.2%), 200 of 12,611 + 200 for
+    test, with the same floor as :func:`split_counts`, so that no row of the given tables is
+    discarded. RSNA's 12,411 training and 200 test images give 11,151/1,260/200.
     """
     train = df.index[df["split"] == "train"]
     n = len(train)
-    share = (200 if missing == "test" else 1425) / 14236
+    share = OFFICIAL_COUNTS[missing] / (OFFICIAL_COUNTS["train"] + OFFICIAL_COUNTS[missing])
     k = max(round(n * share), min(200, round(0.15 * n)), 1)
     if k >= n:
         raise ValueError(f"{n} training images are too few to split a {missing} set off")
@@ -98,9 +109,48 @@ def _split_off(df: pd.DataFrame, missing: str, seed: int) -> pd.DataFrame:
         f"split 'official': there is no {missing} table, so {k} of the {n} training rows were "
         f"split off as the {missing} set (seeded); the other tables' rows are kept as they are"
     )
-    print(note)
-    df.attrs["split_note"] = note
+    return _noted(df, [note, _keep_together(df, order, together)])
+
+
+def _noted(df: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Print what the split did beyond the tables and keep it in ``df.attrs["split_note"]``."""
+    note = "; ".join(n for n in notes if n)
+    if note:
+        print(note)
+        df.attrs["split_note"] = note
     return df
+
+
+def _keep_together(df: pd.DataFrame, order: np.ndarray, together: Iterable[tuple[str, str]]) -> str:
+    """Move each id of ``together`` among the rows ``order`` split into the split of its twin
+    first in ``order`` (a group of several follows its first member). Changes ``df`` in place;
+    returns a note of how many rows moved, or ""."""
+    ids = df.loc[order, "id"].tolist()
+    pos = {rid: k for k, rid in enumerate(ids)}
+    lead: dict[str, str] = {}  # id -> an earlier id of its group (union-find, earliest root)
+
+    def root(rid: str) -> str:
+        while lead.get(rid, rid) != rid:
+            rid = lead[rid]
+        return rid
+
+    for a, b in together:
+        if a in pos and b in pos:
+            ra, rb = root(a), root(b)
+            if ra != rb:
+                first, later = (ra, rb) if pos[ra] < pos[rb] else (rb, ra)
+                lead[later] = first
+    split = dict(zip(ids, df.loc[order, "split"], strict=True))
+    row = dict(zip(ids, order, strict=True))
+    moved = 0
+    for rid in lead:
+        target = split[root(rid)]
+        if split[rid] != target:
+            df.loc[row[rid], "split"] = target
+            moved += 1
+    if not moved:
+        return ""
+    return f"{moved} row(s) moved to the split of the same radiograph under another id"
 
 
 def split_file(cfg) -> Path:
