@@ -9,6 +9,8 @@ means something: other images give other ages.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -147,6 +149,85 @@ def test_dicom_monochrome1_and_monochrome2_agree(member, tmp_path):
     assert max(months) - min(months) < 1.0
 
 
+def _stored(img: np.ndarray) -> np.ndarray:
+    return np.round(img.astype(np.float64) * 4095 / 255)  # as a 12-bit detector stores it
+
+
+D = 365.25 / 12  # days a month
+
+
+@pytest.mark.parametrize(
+    "age, low, high",
+    [("011Y", 132, 144), ("130M", 130, 131), ("006W", 42 / D, 49 / D), ("010D", 10 / D, 11 / D)],
+)
+def test_dicom_patient_age_becomes_months(tmp_path, age, low, high):
+    path = _dicom(tmp_path / "a.dcm", np.zeros((8, 8)), "MONOCHROME2", PatientAge=age)
+    patient = dicom.read_patient(path)
+    assert patient.sex == "M" and patient.notes == []
+    assert (patient.age_low, patient.age_high) == (pytest.approx(low), pytest.approx(high))
+    assert patient.age_months == pytest.approx((low + high) / 2)  # the middle of what it allows
+    assert patient.age_from.startswith(f"PatientAge {age}")
+
+
+def test_dicom_dates_give_the_age_to_the_day_and_bad_elements_are_named(tmp_path):
+    dated = _dicom(
+        tmp_path / "d.dcm",
+        np.zeros((8, 8)),
+        "MONOCHROME2",
+        PatientSex="O",
+        PatientAge="012Y",  # contradicts the dates (10.4 years): the dates win, with a note
+        StudyDate="20200615",
+        PatientBirthDate="20100115",
+    )
+    patient = dicom.read_patient(dated)
+    days = 3804  # 2010-01-15 to 2020-06-15
+    assert patient.age_months == pytest.approx(days / D) == patient.age_low == patient.age_high
+    assert patient.sex is None and "PatientSex is 'O'" in patient.notes[0]
+    assert "disagrees with itself" in patient.notes[1] and "the dates are used" in patient.notes[1]
+    odd = _dicom(tmp_path / "o.dcm", np.zeros((8, 8)), "MONOCHROME2", PatientAge="045Y")
+    assert dicom.read_patient(odd).age_months is None
+    assert "beyond a child's age" in dicom.read_patient(odd).notes[0]
+    (tmp_path / "bad.dcm").write_bytes(b"not dicom at all")
+    with pytest.raises(ValueError, match="bad.dcm"):
+        dicom.read_patient(tmp_path / "bad.dcm")
+
+
+def test_dicom_header_fills_sex_and_age_and_a_contradiction_is_refused(member, tmp_path):
+    dcm = _dicom(
+        tmp_path / "h.dcm", _stored(_phantom()), "MONOCHROME2", PatientSex="F", PatientAge="011Y"
+    )
+    rec = _predict(member, dcm)
+    assert rec["status"] == "ok" and (rec["sex"], rec["age_months"]) == ("F", 138.0)
+    assert rec["sex_source"] == rec["age_source"] == "DICOM header"
+    assert rec["sds"] is not None and "PatientAge 011Y (11 to 12 years" in rec["notes"][0]
+    assert predict.line(rec).endswith("(sex and age from the DICOM header)")
+    agree = _predict(member, dcm, sex="F", age=144.9)  # within the year 011Y allows, +1 month
+    assert agree["status"] == "ok" and agree["age_months"] == 144.9
+    assert agree["sex_source"] == agree["age_source"] == "command line"
+    sex = _predict(member, dcm, sex="M")
+    assert sex["status"] == "rejected" and sex["bone_age_months"] is None
+    assert "the command line says M, its PatientSex says F" in sex["reason"]
+    old = predict.Item(dcm, age=146.0, age_source="CSV")
+    age = predict.predict_item(old, [member], gradcam=False)
+    assert age["status"] == "rejected" and "the CSV says 146 months" in age["reason"]
+    assert "PatientAge 011Y" in age["reason"] and "more than 1 month outside" in age["reason"]
+    assert age["age_source"] == "CSV" and age["sex_source"] == "DICOM header"
+
+
+def test_a_dicom_negative_keeps_the_polarity_its_header_gives(member, tmp_path):
+    img = _phantom()
+    negative = _dicom(tmp_path / "neg.dcm", _stored(255 - img), "MONOCHROME2")  # as displayed
+    gray = dicom.read_dicom(negative)
+    assert pipeline.judge(gray)[1] == pipeline.INVERTED and predict.looks_negative(gray) > 0
+    readings, notes = predict.examine(gray, None, header_polarity=True)
+    assert len(readings) == 1 and readings[0][0] is gray
+    assert "the DICOM header's PhotometricInterpretation sets the polarity" in notes[0]
+    rec = _predict(member, negative)
+    assert rec["status"] == "ok" and "polarity" not in rec
+    cv2.imwrite(str(tmp_path / "neg.png"), 255 - img)  # the same picture as a PNG: both ways
+    assert "polarity" in _predict(member, tmp_path / "neg.png")
+
+
 def test_blank_tiny_unreadable_and_handless_images_get_reasons(member, tmp_path):
     img = _phantom()
     cv2.imwrite(str(tmp_path / "blank.png"), np.full((300, 240), 37, np.uint8))
@@ -167,17 +248,81 @@ def test_blank_tiny_unreadable_and_handless_images_get_reasons(member, tmp_path)
     assert "no such file" in reasons["missing"]["reason"]
 
 
-def test_an_inverted_radiograph_is_inverted_back(member, tmp_path):
+def test_a_negative_is_predicted_both_ways_and_refused_when_they_disagree(member, tmp_path):
     img = _phantom()
     cv2.imwrite(str(tmp_path / "hand.png"), img)
     cv2.imwrite(str(tmp_path / "negative.png"), 255 - img)
+    assert predict.looks_negative(img) < 0 < predict.looks_negative(255 - img)
     plain, negative = (_predict(member, tmp_path / n) for n in ("hand.png", "negative.png"))
-    assert negative["status"] == "ok" and "inverted back" in negative["notes"][0]
-    assert negative["bone_age_months"] == pytest.approx(plain["bone_age_months"], abs=1e-6)
+    assert plain["status"] == "ok" and plain["notes"] == [] and "polarity" not in plain
+    # the image-dependent test model: the two polarities give different ages -> refused
+    assert negative["status"] == "rejected" and negative["bone_age_months"] is None
+    assert negative["reason"].startswith("polarity uncertain")
+    both = negative["polarity"]
+    assert both["inverted_back_months"] == pytest.approx(plain["bone_age_months"], abs=1e-6)
+    assert abs(both["as_given_months"] - both["inverted_back_months"]) > both["tolerance_months"]
+    assert f"{both['as_given_months']:.1f} as given" in negative["reason"]
     white = np.full((300, 240), 230, np.uint8)  # a white field with nothing on it
     white[100:120, 100:140] = 200
     cv2.imwrite(str(tmp_path / "white.png"), white)
-    assert "inverted beyond correction" in _predict(member, tmp_path / "white.png")["reason"]
+    assert "shows no hand either way" in _predict(member, tmp_path / "white.png")["reason"]
+
+
+@pytest.fixture(scope="module")
+def constant(tmp_path_factory):
+    """A model whose answer ignores the image (120 months for a girl): polarity cannot matter."""
+    path = _two_input_model(tmp_path_factory.mktemp("constant") / "constant.keras")
+    model = keras.saving.load_model(path, compile=False)
+    w, b = model.get_layer("age").get_weights()
+    w[:-1] = 0.0
+    model.get_layer("age").set_weights([w, b])
+    path = checkpoints.save_model(model, path)
+    preprocess.save_sidecar(path, preprocess.Preprocessing(SIZE), {"inputs": ["image", "sex"]})
+    return trained.load_member(path)
+
+
+def test_a_negative_whose_polarity_does_not_matter_is_answered_with_a_note(constant, tmp_path):
+    cv2.imwrite(str(tmp_path / "negative.png"), 255 - _phantom())
+    rec = _predict(constant, tmp_path / "negative.png", sex="F")
+    assert rec["status"] == "ok" and rec["bone_age_months"] == pytest.approx(120.0, abs=1e-3)
+    assert "the inverted-back answer is given" in rec["notes"][0]
+    assert rec["polarity"]["tolerance_months"] == predict.POLARITY_TOLERANCE_MONTHS
+    assert "[inverted back: both polarities agree]" in predict.line(rec)
+
+
+SIX = (1395, 1404, 1416, 1497, 1677, 4229)  # normal radiographs on a light background
+
+
+def test_light_background_radiographs_are_not_taken_for_negatives(shared_dir, member):
+    """The six images of the full training set that the white-background rule alone calls
+    inverted are normal radiographs: they are predicted as they are, with a note."""
+    folder = shared_dir / "data" / "rsna-full" / "boneage-training-dataset"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not present")
+    for i in SIX:
+        gray, alpha = pipeline.read_gray(folder / f"{i}.png")
+        assert pipeline.judge(gray, alpha)[1] == pipeline.INVERTED  # the rule alone fires
+        assert predict.looks_negative(gray) < -0.1, i
+        assert predict.looks_negative(255 - gray) > 0.1, i  # and their true negatives are caught
+        readings, notes = predict.examine(gray, alpha)
+        assert len(readings) == 1 and readings[0][0] is gray, i
+        assert notes == ["bright background, but the bones are bright too: taken as it is"]
+        rec = _predict(member, folder / f"{i}.png")
+        assert rec["status"] == "ok" and "polarity" not in rec, (i, rec["reason"])
+
+
+def test_sample_radiographs_stay_and_their_negatives_are_caught(shared_dir):
+    """50 real sample radiographs are kept as they are; their negatives (255 - pixel) are
+    predicted both ways. (All 1,000 were measured when the rule was made: none is called a
+    negative, and 986 of their 1,000 negatives are; the README gives the counts.)"""
+    folder = shared_dir / "data" / "rsna-sample" / "boneage-training-dataset"
+    for f in sorted(folder.glob("*.png"))[:50]:
+        gray, alpha = pipeline.read_gray(f)
+        readings, _ = predict.examine(gray, alpha)
+        assert len(readings) == 1 and readings[0][0] is gray, f.name
+        readings, _ = predict.examine(255 - gray, alpha)
+        assert len(readings) == 2, f.name
+        assert np.array_equal(readings[0][0], gray) and readings[0][1].found, f.name
 
 
 def test_greulich_pyle_table_and_sds():
@@ -203,27 +348,49 @@ def test_age_adds_the_difference_and_sds(member, tmp_path):
     assert no_sex["sds"] is None and "needs the sex" in no_sex["notes"][-1]
 
 
-def test_command_writes_json_csv_and_gradcam(model_path, tmp_path):
+# What TensorFlow, CUDA, absl, oneDNN, JAX and Keras print on their own on a machine without a
+# GPU; none of it may reach the console of boneage-predict unless --verbose.
+FRAMEWORK = re.compile(
+    r"absl|InitializeLog|cuda|cuInit|oneDNN|cpu_feature_guard|rebuild TensorFlow|"
+    r"^[IWEF]\d{4} |Warning|tensorflow|keras|jax|XLA",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _command(args, **env):
+    """Run boneage-predict as a user does, in a fresh process, with the logging variables unset
+    (the tests' own TF_CPP_MIN_LOG_LEVEL would hide what the command has to hide itself)."""
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-m", "nblib.apps.predict", *map(str, args)],
+        capture_output=True, text=True, cwd=config.ROOT, timeout=300, env={**clean, **env},
+    )  # fmt: skip
+
+
+def test_command_writes_json_csv_and_gradcam_and_nothing_else(model_path, tmp_path):
     img = _phantom()
     cv2.imwrite(str(tmp_path / "hand.png"), img)
     cv2.imwrite(str(tmp_path / "blank.png"), np.zeros((200, 200), np.uint8))
-    pd.DataFrame({"path": ["hand.png", "blank.png"], "age": [130, ""]}).to_csv(
+    _dicom(tmp_path / "scan.dcm", _stored(img), "MONOCHROME2", PatientAge="011Y")  # a boy
+    pd.DataFrame({"path": ["hand.png", "blank.png", "scan.dcm"], "age": [130, "", ""]}).to_csv(
         tmp_path / "list.csv", index=False
     )
     out = tmp_path / "out"
     run_folder = model_path.parent.parent  # a run folder: its model.keras is found
-    res = subprocess.run(
-        [sys.executable, "-m", "nblib.apps.predict", str(tmp_path / "list.csv"), "--model",
-         str(run_folder), "--sex", "M", "--out", str(out)],
-        capture_output=True, text=True, cwd=config.ROOT, timeout=300,
-    )  # fmt: skip
+    res = _command([tmp_path / "list.csv", "--model", run_folder, "--sex", "M", "--out", out])
     assert res.returncode == 0, res.stderr
-    lines = [s for s in res.stdout.splitlines() if s.startswith(("hand.png", "blank.png"))]
-    assert len(lines) == 2 and "SDS" in lines[0] and "not analysed" in lines[1]
+    assert res.stderr == "" and not FRAMEWORK.search(res.stdout), res.stderr + res.stdout
+    lines = res.stdout.splitlines()
+    assert [s.split(":")[0] for s in lines[:3]] == ["hand.png", "blank.png", "scan.dcm"]
+    assert "SDS" in lines[0] and "not analysed" in lines[1] and len(lines) == 4
+    assert lines[2].endswith("(age from the DICOM header)") and lines[3].startswith("Results in")
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == predict.COLUMNS
-    assert list(table["status"]) == ["ok", "rejected"]
-    assert np.isfinite(table.loc[0, "sds"]) and table.loc[0, "age_months"] == 130
+    assert list(table["status"]) == ["ok", "rejected", "ok"]
+    assert list(table["age_source"]) == ["CSV", "none", "DICOM header"]
+    assert list(table["sex_source"]) == ["command line"] * 3
+    assert table.loc[2, "age_months"] == 138 and table.loc[0, "age_months"] == 130
+    assert np.isfinite(table.loc[0, "sds"])
     doc = json.loads((out / "predictions.json").read_text())
     assert doc["models"][0]["preprocessing_from"] == "the series' pipeline"
     assert "Greulich" in doc["sd_table"] and len(doc["predictions"][0]["members"]) == 1
@@ -231,6 +398,18 @@ def test_command_writes_json_csv_and_gradcam(model_path, tmp_path):
     assert cam.shape[:2] == img.shape  # the overlay covers the whole radiograph
     colour = np.abs(cam.astype(int) - cam.mean(axis=2, keepdims=True)).max()
     assert colour > 20  # a heat map was drawn on the gray picture
+
+
+def test_verbose_lets_the_frameworks_speak(model_path, tmp_path):
+    cv2.imwrite(str(tmp_path / "hand.png"), _phantom())
+    args = [tmp_path / "hand.png", "--model", model_path, "--out", tmp_path / "out", "--no-tta"]
+    res = _command([*args, "--no-gradcam", "--verbose"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("hand.png: bone age") and not FRAMEWORK.search(res.stdout)
+    tf = sys.modules.get("tensorflow")
+    without_gpu = tf is not None and not tf.config.list_physical_devices("GPU")
+    if without_gpu and tf.test.is_built_with_cuda():
+        assert FRAMEWORK.search(res.stderr), res.stderr  # e.g. "failed call to cuInit"
 
 
 def _two_input_model(path):

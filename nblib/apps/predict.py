@@ -3,8 +3,9 @@
 ``boneage-predict hand.png --model runs/sample/03_resnet50/model.keras --sex F --age 130``
 
 Inputs: PNG (8 or 16 bits; 16-bit files are scaled by their real bit depth, as the series does),
-JPEG, DICOM (modality LUT or rescale, then VOI LUT or window, then MONOCHROME1 inverted), a folder
-of such images, or a CSV with a ``path`` column and optional ``sex`` and ``age`` (months) columns.
+JPEG, DICOM (modality LUT or rescale, then VOI LUT or window, then MONOCHROME1 inverted; sex and
+age from the header where not given), a folder of such images, or a CSV with a ``path`` column and
+optional ``sex`` and ``age`` (months) columns.
 Models: one or more ``.keras`` files the series saved, or run folders holding ``model.keras``
 files; several models form an ensemble. Each model's input is made as it was in training: its
 ``<stem>.preprocess.json`` sidecar when it has one (``nblib.data.preprocess``), else the series'
@@ -14,18 +15,23 @@ Per image: the bone age in months and years; its uncertainty, the standard devia
 predictions over the test-time flips (the faithful models train with flips) and the ensemble's
 members; with the chronological age, bone age minus age and a standard deviation score against
 the Greulich & Pyle (Brush Foundation) table, flagged outside +-2 SD; a Grad-CAM overlay. Images
-that cannot be analysed (unreadable, blank, far too small, inverted beyond correction, no hand
-found) get a reason instead of a number. Results: ``predictions.json``, ``predictions.csv`` and
-``gradcam/*.png`` in ``--out``, written atomically, and one line per image on the console.
+that cannot be analysed (unreadable, blank, far too small, no hand found, a negative whose
+polarity changes the answer, a DICOM header that contradicts the given sex or age) get a reason
+instead of a number. Results: ``predictions.json``, ``predictions.csv`` and ``gradcam/*.png`` in
+``--out``, written atomically, and one line per image on the console; the frameworks' own messages
+(TensorFlow, CUDA, Keras) stay off the console unless ``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
 import os
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +49,18 @@ MIN_SIDE = 64  # px: a smaller picture of a hand shows no bones worth measuring
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 
+SOURCES = ("command line", "CSV", "DICOM header", "none")  # where a row's sex and age came from
+HEADER = "DICOM header"
+# A given age is typed in whole months, or worked out on another day than the study's: it may be
+# off by up to a month. A header more than that away from it describes another patient or a
+# wrong date, and the SDS would be computed for the wrong age.
+AGE_TOLERANCE_MONTHS = 1.0
+# Half a year: about half the G&P SD of skeletal age at school ages (8-13 months). An image whose
+# two polarities give answers further apart than this (or than the prediction's own spread) has
+# an answer that depends on a guess, so it is refused.
+POLARITY_TOLERANCE_MONTHS = 6.0
+FRAMEWORK_LOGGERS = ("tensorflow", "absl", "jax", "keras", "h5py")
+
 
 COLUMNS = [
     "path",
@@ -53,7 +71,9 @@ COLUMNS = [
     "uncertainty_months",
     "n_predictions",
     "sex",
+    "sex_source",
     "age_months",
+    "age_source",
     "difference_months",
     "sd_reference_months",
     "sds",
@@ -84,13 +104,22 @@ def read_image(path: Path | str) -> tuple[np.ndarray, np.ndarray | None]:
         raise ValueError(f"cannot decode {path}: {str(e).strip()[:120]}") from None
 
 
-def examine(gray: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, preprocess.Box, list]:
-    """Judge a decoded image: ``(image to use, hand box, notes)``, or raise :class:`Rejected`.
+Reading = tuple[np.ndarray, preprocess.Box]  # an image to predict, and its hand's box
 
-    The series' data checks (:func:`nblib.data.pipeline.judge`) reject blank pictures; an image that
-    looks inverted (white background) is inverted back and noted, and rejected if no hand stands
-    out even then; any image with no plausible hand (:func:`nblib.data.preprocess.hand_box`) is
-    rejected, as is one smaller than 64 px a side.
+
+def examine(
+    gray: np.ndarray, alpha: np.ndarray | None, header_polarity: bool = False
+) -> tuple[list[Reading], list[str]]:
+    """Judge a decoded image: ``(readings, notes)``, or raise :class:`Rejected`.
+
+    ``readings`` holds the image as given, or, for one that looks like a negative, the image
+    inverted back and then as given: :func:`predict_item` predicts both and answers only when
+    they agree. The series' data checks (:func:`nblib.data.pipeline.judge`) reject blank
+    pictures; their white-background rule alone fires on normal low-contrast radiographs, so an
+    image counts as a negative only when its bones are dark as well (:func:`looks_negative`).
+    A DICOM file's header sets its polarity (``header_polarity``): the pixels never override it.
+    An image smaller than 64 px a side, or with no plausible hand
+    (:func:`nblib.data.preprocess.hand_box`), is rejected.
     """
     h, w = gray.shape
     if min(h, w) < MIN_SIDE:
@@ -99,25 +128,77 @@ def examine(gray: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, pre
     if problem:
         raise Rejected(problem)
     notes = []
-    inverted = warning == pipeline.INVERTED
-    if inverted:
-        gray = 255 - gray
-        notes.append("looked inverted (white background, dark bones): inverted back")
-    box = preprocess.hand_box(gray)
-    if not box.found:
-        if inverted:
-            raise Rejected(f"inverted beyond correction: even inverted back, {box.note}")
-        raise Rejected(f"not a hand radiograph: {box.note}")
-    return gray, box, notes
+    negative = warning == pipeline.INVERTED and looks_negative(gray) > 0
+    if negative and header_polarity:
+        notes.append(
+            "the pixels look like a negative (white background, dark bones), but the DICOM "
+            "header's PhotometricInterpretation sets the polarity: taken as the header says"
+        )
+    elif warning == pipeline.INVERTED and not negative and not header_polarity:
+        notes.append("bright background, but the bones are bright too: taken as it is")
+    if not negative or header_polarity:
+        box = preprocess.hand_box(gray)
+        if not box.found:
+            raise Rejected(f"not a hand radiograph: {box.note}")
+        return [(gray, box)], notes
+    back = 255 - gray
+    readings = [(back, preprocess.hand_box(back)), (gray, preprocess.hand_box(gray))]
+    if not any(box.found for _, box in readings):
+        raise Rejected(
+            f"looks inverted, and shows no hand either way: inverted back, {readings[0][1].note}"
+        )
+    return readings, notes
+
+
+def looks_negative(gray: np.ndarray) -> float:
+    """Evidence that a radiograph is a negative: > 0 when its bones look dark.
+
+    In the central two thirds (where the hand is), the image is split at its Otsu threshold
+    into a brighter and a darker part, each shrunk by a pixel so that the edge between them
+    counts for neither; the result is the log ratio of the mean gradient in the darker part to
+    that in the brighter part. The hand, with its bones' edges, is the textured part, and the
+    background it lies on (air, or a film's field) is smooth: in a radiograph the textured part
+    is the brighter one (< 0), in a negative the darker one (> 0). Unlike the brightness of the
+    border, this does not depend on how light the background was exposed or scanned: normal
+    radiographs with a light-gray background, or with a white collimator frame around a dark
+    field, score well below 0.
+    """
+    h, w = gray.shape
+    scale = min(1.0, preprocess.WORK_SIDE / max(h, w))
+    small = cv2.resize(
+        gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (3, 3), 0)
+    sh, sw = small.shape
+    centre = small[sh // 6 : sh - sh // 6, sw // 6 : sw - sw // 6]
+    img = centre.astype(np.float32)
+    edges = np.hypot(cv2.Sobel(img, cv2.CV_32F, 1, 0), cv2.Sobel(img, cv2.CV_32F, 0, 1))
+    t, _ = cv2.threshold(centre, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    kernel = np.ones((3, 3), np.uint8)
+    texture = []
+    for part in (centre <= t, centre > t):  # darker, brighter
+        inner = cv2.erode(part.astype(np.uint8), kernel).astype(bool)
+        texture.append(float(edges[inner].mean()) if inner.any() else 0.0)
+    return float(np.log((texture[0] + 1.0) / (texture[1] + 1.0)))
 
 
 @dataclass
 class Item:
-    """One image to predict, with what is known of the patient."""
+    """One image to predict, with what is known of the patient and where it came from.
+
+    ``sex_source`` and ``age_source`` are one of :data:`SOURCES`; left None, a value given with
+    the item counts as the command line's. :func:`resolve` fills them, reads a DICOM header for
+    what was not given, and sets ``refusal`` when the header contradicts what was.
+    """
 
     path: Path
     sex: str | None = None  # "M" or "F"
     age: float | None = None  # chronological age, months
+    sex_source: str | None = None
+    age_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+    refusal: str | None = None  # why the image is not predicted (a contradicting header)
+    resolved: bool = False
 
 
 def parse_sex(value: Any, where: str) -> str | None:
@@ -155,7 +236,8 @@ def parse_age(value: Any, where: str) -> float | None:
 
 def read_list(csv_path: Path) -> list[Item]:
     """Items from a CSV with a ``path`` column (relative to the CSV's folder) and optional
-    ``sex`` and ``age`` (months) columns; a bad row raises trained.UsageError naming file and line."""
+    ``sex`` and ``age`` (months) columns; a bad row raises trained.UsageError naming file and
+    line."""
     try:
         df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -175,7 +257,10 @@ def read_list(csv_path: Path) -> list[Item]:
         if not p:
             raise trained.UsageError(f"{where}: the path is empty")
         path = Path(p) if Path(p).is_absolute() else csv_path.parent / p
-        items.append(Item(path, parse_sex(row.get("sex"), where), parse_age(row.get("age"), where)))
+        sex, age = parse_sex(row.get("sex"), where), parse_age(row.get("age"), where)
+        items.append(
+            Item(path, sex, age, "CSV" if sex else None, "CSV" if age is not None else None)
+        )
     if not items:
         raise trained.UsageError(f"{csv_path} lists no images")
     return items
@@ -184,8 +269,9 @@ def read_list(csv_path: Path) -> list[Item]:
 def collect(inputs: list[str], sex: str | None = None, age: float | None = None) -> list[Item]:
     """Items from files, folders (every image in them, sorted) and CSV lists.
 
-    ``sex`` and ``age`` (the command line's) apply where a CSV row gives none. A folder with no
-    image is an error; a named file that is missing or unreadable is predicted as rejected.
+    ``sex`` and ``age`` (the command line's) apply where a CSV row gives none; a DICOM header
+    fills what neither gives (:func:`resolve`). A folder with no image is an error; a named file
+    that is missing or unreadable is predicted as rejected.
     """
     items: list[Item] = []
     for raw in inputs:
@@ -208,9 +294,58 @@ def collect(inputs: list[str], sex: str | None = None, age: float | None = None)
         else:
             items.append(Item(p))
     for it in items:
-        it.sex = it.sex or sex
-        it.age = it.age if it.age is not None else age
+        if it.sex is None and sex is not None:
+            it.sex, it.sex_source = sex, "command line"
+        if it.age is None and age is not None:
+            it.age, it.age_source = age, "command line"
+        resolve(it)
     return items
+
+
+def resolve(item: Item) -> None:
+    """Fill ``item``'s sources, and its sex and age from a DICOM header where none was given.
+
+    A header that contradicts a given value sets ``item.refusal`` naming both: the sex differs,
+    or the age lies more than :data:`AGE_TOLERANCE_MONTHS` outside what the header allows (a
+    PatientAge in years allows the whole year). A header that cannot be read is left to the
+    image's own reading, which rejects the file with the reason. Runs once per item.
+    """
+    if item.resolved:
+        return
+    item.resolved = True
+    item.sex_source = item.sex_source or ("command line" if item.sex else "none")
+    item.age_source = item.age_source or ("command line" if item.age is not None else "none")
+    if not item.path.is_file() or not dicom.is_dicom(item.path):
+        return
+    try:
+        patient = dicom.read_patient(item.path)
+    except ValueError:
+        return
+    item.notes += patient.notes
+    conflicts = []
+    if patient.sex and item.sex is None:
+        item.sex, item.sex_source = patient.sex, HEADER
+    elif patient.sex and patient.sex != item.sex:
+        conflicts.append(
+            f"sex: the {item.sex_source} says {item.sex}, its PatientSex says {patient.sex}"
+        )
+    if patient.age_months is not None and item.age is None:
+        item.age, item.age_source = patient.age_months, HEADER
+        item.notes.append(
+            f"age from the DICOM header's {patient.age_from}: {patient.age_months:.1f} months"
+        )
+    elif patient.age_months is not None and not (
+        patient.age_low - AGE_TOLERANCE_MONTHS
+        <= item.age
+        <= patient.age_high + AGE_TOLERANCE_MONTHS
+    ):
+        conflicts.append(
+            f"age: the {item.age_source} says {item.age:g} months, its {patient.age_from} says "
+            f"{patient.age_months:.1f}: more than {AGE_TOLERANCE_MONTHS:g} month outside what the "
+            "header allows (a given age may be off by a month's rounding, not more)"
+        )
+    if conflicts:
+        item.refusal = "the DICOM header contradicts what was given: " + "; ".join(conflicts)
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:
@@ -225,26 +360,74 @@ def predict_item(
     item: Item, members: list[trained.Member], tta: bool = True, gradcam: bool = True
 ) -> dict[str, Any]:
     """Predict one image with every member: a result row (see :data:`COLUMNS`), plus
-    ``members`` (each model's predictions) and ``cams`` (for :func:`nblib.models.gradcam.overlay`)."""
+    ``members`` (each model's predictions) and ``cams`` (for :func:`nblib.models.gradcam.overlay`).
+
+    An image that looks like a negative is predicted inverted back and as given; the answer is
+    the inverted-back one when the two agree (:func:`_check_polarity`), else it is refused.
+    """
+    resolve(item)
     rec: dict[str, Any] = {c: None for c in COLUMNS}
-    rec.update(path=str(item.path), sex=item.sex, age_months=item.age, notes=[], members=[])
+    rec.update(
+        path=str(item.path),
+        sex=item.sex,
+        sex_source=item.sex_source,
+        age_months=item.age,
+        age_source=item.age_source,
+        notes=list(item.notes),
+        members=[],
+    )
     try:
+        if item.refusal:
+            raise Rejected(item.refusal)
         try:
             gray, alpha = read_image(item.path)
         except ValueError as e:
             raise Rejected(f"cannot be read: {e}") from None
-        gray, box, rec["notes"] = examine(gray, alpha)
+        readings, notes = examine(gray, alpha, header_polarity=dicom.is_dicom(item.path))
+        rec["notes"] += notes
+        found = _predict_reading(readings[0], members, item.sex, tta, gradcam)
+        if len(readings) > 1:
+            other = _predict_reading(readings[1], members, item.sex, tta, False)
+            _check_polarity(found, other, rec)
     except Rejected as e:
         rec.update(status="rejected", reason=str(e))
         return rec
-    rec["gray"], rec["cams"], preds, weights = gray, [], [], []
+    rec["notes"] += found["notes"]
+    rec.update(
+        status="ok",
+        gray=readings[0][0],
+        cams=found["cams"],
+        members=found["members"],
+        bone_age_months=found["months"],
+        bone_age_years=found["months"] / 12,
+        uncertainty_months=found["spread"] if found["n"] > 1 else None,
+        n_predictions=found["n"],
+    )
+    if item.age is not None:
+        rec.update(sds.compare_to_age(found["months"], item.age, item.sex))
+        if item.sex is None:
+            rec["notes"].append("no SDS: the G&P table needs the sex (--sex)")
+        elif rec["sds"] is None:
+            last = sds.SD_TABLE[item.sex][-1][0]
+            rec["notes"].append(f"no SDS: the G&P table covers ages 3-{last} months")
+    return rec
+
+
+def _predict_reading(
+    reading: Reading, members: list[trained.Member], sex: str | None, tta: bool, gradcam: bool
+) -> dict[str, Any]:
+    """Every member's prediction of one reading: ``months`` (the weighted mean), ``spread`` (the
+    weighted SD of all predictions), ``n``, ``members``, ``cams`` and ``notes``."""
+    gray, box = reading
+    out: dict[str, Any] = {"members": [], "cams": [], "notes": []}
+    preds, weights = [], []
     for m in members:
         image, used = m.prep.apply(gray, box)
         variants = m.tta if tta else ("identity",)
-        p, fmaps = m.predict(preprocess.tta_batch(image, variants), item.sex)
+        p, fmaps = m.predict(preprocess.tta_batch(image, variants), sex)
         preds += list(p)
         weights += [m.weight / len(p)] * len(p)
-        rec["members"].append(
+        out["members"].append(
             {
                 "model": str(m.path),
                 "months": float(p.mean()),
@@ -253,28 +436,39 @@ def predict_item(
             }
         )
         if gradcam and fmaps is not None:  # on the first variant, flipped back (flips undo)
-            heat = m.cam.heat(fmaps[0], item.sex, m.size)[..., None]
-            rec["cams"].append((preprocess.tta_batch(heat, variants[:1])[0, ..., 0], used))
-        elif gradcam and f"no Grad-CAM for {m.path.name}" not in " ".join(rec["notes"]):
-            rec["notes"].append(f"no Grad-CAM for {m.path.name}: {m.cam_problem}")
+            heat = m.cam.heat(fmaps[0], sex, m.size)[..., None]
+            out["cams"].append((preprocess.tta_batch(heat, variants[:1])[0, ..., 0], used))
+        elif gradcam and f"no Grad-CAM for {m.path.name}" not in " ".join(out["notes"]):
+            out["notes"].append(f"no Grad-CAM for {m.path.name}: {m.cam_problem}")
     w = np.asarray(weights) / np.sum(weights)
-    months = float(w @ np.asarray(preds))  # each member's mean over its variants, weighted
-    spread = float(np.sqrt(w @ (np.asarray(preds) - months) ** 2))
-    rec.update(
-        status="ok",
-        bone_age_months=months,
-        bone_age_years=months / 12,
-        uncertainty_months=spread if len(preds) > 1 else None,
-        n_predictions=len(preds),
+    out["months"] = float(w @ np.asarray(preds))  # each member's mean over its variants, weighted
+    out["spread"] = float(np.sqrt(w @ (np.asarray(preds) - out["months"]) ** 2))
+    out["n"] = len(preds)
+    return out
+
+
+def _check_polarity(back: dict[str, Any], given: dict[str, Any], rec: dict[str, Any]) -> None:
+    """Compare the predictions of an image inverted back and as given; raise :class:`Rejected`
+    when they differ by more than :data:`POLARITY_TOLERANCE_MONTHS` or the predictions' own
+    spread (whichever is larger), else note that the polarity does not change the answer."""
+    tolerance = max(POLARITY_TOLERANCE_MONTHS, back["spread"], given["spread"])
+    apart = abs(back["months"] - given["months"])
+    rec["polarity"] = {
+        "inverted_back_months": back["months"],
+        "as_given_months": given["months"],
+        "tolerance_months": tolerance,
+    }
+    both = f"{back['months']:.1f} months inverted back, {given['months']:.1f} as given"
+    if apart > tolerance:
+        raise Rejected(
+            f"polarity uncertain: it looks like a negative (white background, dark bones) and the "
+            f"answer depends on it: {both}, {apart:.1f} apart (more than {tolerance:.1f}); if it "
+            "is a negative, invert it (255 - pixel) and submit it again"
+        )
+    rec["notes"].append(
+        f"looked like a negative (white background, dark bones): {both}, within "
+        f"{tolerance:.1f} of each other; the inverted-back answer is given"
     )
-    if item.age is not None:
-        rec.update(sds.compare_to_age(months, item.age, item.sex))
-        if item.sex is None:
-            rec["notes"].append("no SDS: the G&P table needs the sex (--sex)")
-        elif rec["sds"] is None:
-            last = sds.SD_TABLE[item.sex][-1][0]
-            rec["notes"].append(f"no SDS: the G&P table covers ages 3-{last} months")
-    return rec
 
 
 def line(rec: dict[str, Any]) -> str:
@@ -285,11 +479,16 @@ def line(rec: dict[str, Any]) -> str:
     text = f"{name}: bone age {rec['bone_age_months']:.1f} months ({rec['bone_age_years']:.1f} y)"
     if rec["uncertainty_months"] is not None:
         text += f" +- {rec['uncertainty_months']:.1f} (SD of {rec['n_predictions']})"
+    if rec.get("polarity"):
+        text += " [inverted back: both polarities agree]"
     if rec["age_months"] is not None:
         text += f"; age {rec['age_months']:.1f}: {rec['difference_months']:+.1f} months"
         if rec["sds"] is not None:
             text += f", SDS {rec['sds']:+.2f}"
             text += " (outside +-2 SD)" if rec["outside_2sd"] else ""
+    header = [k for k in ("sex", "age") if rec[f"{k}_source"] == HEADER]
+    if header:
+        text += f" ({' and '.join(header)} from the DICOM header)"
     return text
 
 
@@ -308,9 +507,9 @@ def run(
 
     Writes ``predictions.json`` (the rows, each model's predictions, the models and their
     preprocessing, the SD table's source, provenance), ``predictions.csv`` (the rows) and
-    ``gradcam/<image stem>.png`` into ``out_dir``. Returns the rows. Raises :class:`trained.UsageError`
-    before predicting anything when the models cannot be used as asked (e.g. a model takes the
-    sex and an image has none).
+    ``gradcam/<image stem>.png`` into ``out_dir``. Returns the rows. Raises
+    :class:`trained.UsageError` before predicting anything when the models cannot be used as
+    asked (e.g. a model takes the sex and an image has none).
     """
     out_dir = Path(out_dir)
     items = collect(inputs, sex, age)
@@ -321,14 +520,7 @@ def run(
         members[-1].weight = w
     if not members:
         raise trained.UsageError("no model given")
-    needing = [m.path for m in members if m.needs_sex]
-    missing = [str(it.path) for it in items if it.sex is None]
-    if needing and missing:
-        raise trained.UsageError(
-            f"model {needing[0]} takes the patient's sex (input 'sex'): give --sex M or F, or a "
-            f"'sex' column in the CSV; missing for {', '.join(missing[:5])}"
-            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        )
+    _check_sex(members, items)
     rows, names = [], set()
     for item in items:
         rec = predict_item(item, members, tta, gradcam)
@@ -355,6 +547,19 @@ def run(
     return rows
 
 
+def _check_sex(members: list[trained.Member], items: list[Item]) -> None:
+    """Refuse to start when a model takes the sex and an image (not already refused) has none."""
+    needing = [m.path for m in members if m.needs_sex]
+    missing = [str(it.path) for it in items if it.sex is None and not it.refusal]
+    if needing and missing:
+        raise trained.UsageError(
+            f"model {needing[0]} takes the patient's sex (input 'sex'): give --sex M or F, a "
+            f"'sex' column in the CSV, or DICOM files with PatientSex; missing for "
+            f"{', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+
+
 def _unique(stem: str, taken: set[str]) -> str:
     name, k = stem, 2
     while name in taken:
@@ -369,8 +574,83 @@ def _csv_value(v: Any) -> Any:
     return round(v, 3) if isinstance(v, float) else v
 
 
+@contextlib.contextmanager
+def framework_quiet(verbose: bool = False):
+    """Keep TensorFlow's, CUDA's, JAX's and Keras's own messages off the console.
+
+    On a machine without a GPU, TensorFlow's import and first operation write C++ log lines to
+    file descriptor 2 (absl's "All log messages before absl::InitializeLog()", "Could not find
+    cuda drivers", "failed call to cuInit", oneDNN and CPU-feature lines), some of them before
+    ``TF_CPP_MIN_LOG_LEVEL`` is read; Keras and JAX add Python warnings. They say nothing about
+    the patient, so while the block runs, descriptor 2 (and with it ``sys.stderr``) goes to a
+    temporary file, and ``TF_CPP_MIN_LOG_LEVEL=3`` quiets what honours it. If the block fails
+    with anything but a usage error, the file is replayed on stderr, so nothing that explains a
+    crash is lost. ``verbose`` leaves everything as it is. ``CUDA_VISIBLE_DEVICES`` is never
+    touched: a GPU is used when there is one.
+    """
+    if verbose:
+        yield
+        return
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    loggers = {name: logging.getLogger(name) for name in FRAMEWORK_LOGGERS}
+    levels = {name: lg.level for name, lg in loggers.items()}
+    for lg in loggers.values():
+        lg.setLevel(logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = tempfile.TemporaryFile()
+    os.dup2(log.fileno(), 2)
+    failed = True
+    try:
+        yield
+        failed = False
+    except trained.UsageError:
+        failed = False
+        raise
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if failed:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            sys.stderr.flush()
+        log.close()
+        for name, lg in loggers.items():
+            lg.setLevel(levels[name])
+        if level is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+        else:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+
+
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """The command line: parse, predict inside :func:`framework_quiet`, 2 on a usage error.
+
+    Nothing here imports TensorFlow: Keras is imported when the first model loads, inside the
+    quiet block, so its environment is set first.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        with framework_quiet(args.verbose):
+            run(
+                args.inputs,
+                args.model,
+                args.out,
+                parse_sex(args.sex, "--sex"),
+                parse_age(args.age, "--age"),
+                args.tta,
+                args.gradcam,
+            )
+    except trained.UsageError as e:
+        print(f"boneage-predict: error: {e}", file=sys.stderr)
+        return 2
+    print(f"Results in {Path(args.out).resolve()}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="boneage-predict",
         description="Bone age of hand radiographs from the series' trained models, with its "
@@ -383,8 +663,16 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help=".keras files or run folders (every model.keras below); several = an ensemble",
     )
-    ap.add_argument("--sex", help="M or F (needed by models that take the sex, and for the SDS)")
-    ap.add_argument("--age", help="chronological age in months: adds bone age - age and the SDS")
+    ap.add_argument(
+        "--sex",
+        help="M or F (needed by models that take the sex, and for the SDS); DICOM "
+        "files without it take their header's PatientSex",
+    )
+    ap.add_argument(
+        "--age",
+        help="chronological age in months: adds bone age - age and the SDS; DICOM "
+        "files without it take their header's age",
+    )
     ap.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
     ap.add_argument(
         "--tta",
@@ -398,22 +686,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="write a Grad-CAM overlay per image (default on)",
     )
-    args = ap.parse_args(argv)
-    try:
-        run(
-            args.inputs,
-            args.model,
-            args.out,
-            parse_sex(args.sex, "--sex"),
-            parse_age(args.age, "--age"),
-            args.tta,
-            args.gradcam,
-        )
-    except trained.UsageError as e:
-        print(f"boneage-predict: error: {e}", file=sys.stderr)
-        return 2
-    print(f"Results in {Path(args.out).resolve()}")
-    return 0
+    ap.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's, CUDA's and Keras's own log lines and warnings on stderr",
+    )
+    return ap
 
 
 if __name__ == "__main__":
