@@ -25,7 +25,7 @@ from nblib.core import config
 from nblib.data import dicom, phantom, pipeline, preprocess
 from nblib.models import layers as model_layers
 from nblib.models import resnet50
-from nblib.train import checkpoints
+from nblib.train import calibration, checkpoints
 
 SIZE = 64
 
@@ -97,7 +97,7 @@ def test_png_jpeg_and_12_bit_png_are_predicted(member, tmp_path):
         recs["png"]["bone_age_months"], abs=0.5
     )
     assert recs["jpeg"]["bone_age_months"] == pytest.approx(recs["png"]["bone_age_months"], abs=3)
-    assert recs["png"]["uncertainty_months"] > 0 and recs["png"]["n_predictions"] == 4
+    assert recs["png"]["spread_months"] > 0 and recs["png"]["n_predictions"] == 4
     assert recs["png"]["bone_age_years"] == pytest.approx(recs["png"]["bone_age_months"] / 12)
 
 
@@ -465,9 +465,9 @@ def test_sidecar_preprocessing_and_an_ensemble(member, sexed, tmp_path):
     assert doc["models"][1]["preprocessing"] == prep.to_dict()
     members = [m["months"] for m in rec["members"]]
     assert rec["bone_age_months"] == pytest.approx(np.mean(members))
-    assert rec["uncertainty_months"] > 0
+    assert rec["spread_months"] > 0
     single = predict.run([str(img)], [member], tmp_path / "one", tta=False)[0]
-    assert single["n_predictions"] == 1 and single["uncertainty_months"] is None
+    assert single["n_predictions"] == 1 and single["spread_months"] is None
 
 
 def test_bad_inputs_are_refused_by_name(sexed, tmp_path):
@@ -512,3 +512,32 @@ def test_hand_box_on_a_phantom_finds_the_hand():
     assert len(ys) > 0.1 * hand.size
     assert x0 <= left + xs.min() and left + xs.max() < x1
     assert y0 <= top + ys.min() and top + ys.max() < y1
+
+
+def test_an_ensemble_folder_answers_bias_corrected_with_its_interval(sexed, tmp_path):
+    """The folder's saved calibration (fitted on its validation data) turns the raw estimate into
+    the answer ``(raw - a) / b`` with a conformal interval; without one, no interval is shown."""
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    (folder / "m.keras").write_bytes(sexed.read_bytes())
+    fitted = calibration.Calibration(
+        bias={"all": [10.0, 0.9]}, knots=[50.0, 150.0], scales=[5.0, 10.0], q=1.5, level=0.9, n=100
+    )
+    doc = {"members": [{"model": "m.keras", "weight": 1.0}], "calibration": fitted.to_dict()}
+    (folder / "ensemble.json").write_text(json.dumps(doc))
+    img = tmp_path / "hand.png"
+    cv2.imwrite(str(img), _phantom())
+    rec = predict.run([str(img)], [str(folder)], tmp_path / "out", sex="F")[0]
+    raw = rec["uncorrected_months"]
+    assert rec["bone_age_months"] == pytest.approx((raw - 10.0) / 0.9)
+    half = 1.5 * max(np.interp(rec["bone_age_months"], [50, 150], [5, 10]), 1.0)
+    assert rec["interval_low"] == pytest.approx(rec["bone_age_months"] - half)
+    assert rec["interval_high"] == pytest.approx(rec["bone_age_months"] + half)
+    assert rec["interval_level"] == 0.9
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert {"interval_low", "interval_high", "spread_months"} <= set(table.columns)
+    doc.pop("calibration")
+    (folder / "ensemble.json").write_text(json.dumps(doc))
+    plain = predict.run([str(img)], [str(folder)], tmp_path / "plain", sex="F")[0]
+    assert plain["interval_low"] is None and plain["uncorrected_months"] is None
+    assert plain["bone_age_months"] == pytest.approx(raw)

@@ -11,9 +11,11 @@ files; several models form an ensemble. Each model's input is made as it was in 
 ``<stem>.preprocess.json`` sidecar when it has one (``nblib.data.preprocess``), else the series'
 pipeline (the whole image resized to the model's size).
 
-Per image: the bone age in months and years; its uncertainty, the standard deviation of the
-predictions over the test-time flips (the faithful models train with flips) and the ensemble's
-members; with the chronological age, bone age minus age and a standard deviation score against
+Per image: the bone age in months and years; for an ensemble folder saved with its calibration
+(notebook 07), the estimate corrected for regression to the mean and a conformal prediction
+interval, both fitted on validation data; the spread of the predictions over the test-time flips
+and the ensemble's members, as a diagnostic only (it does not track the error); with the
+chronological age, bone age minus age and a standard deviation score against
 the Greulich & Pyle (Brush Foundation) table, flagged outside +-2 SD; a Grad-CAM overlay. Images
 that cannot be analysed (unreadable, blank, far too small, no hand found, a negative whose
 polarity changes the answer, a DICOM header that contradicts the given sex or age) get a reason
@@ -43,6 +45,7 @@ from nblib.apps import sds, trained
 from nblib.core import provenance, results
 from nblib.data import dicom, pipeline, preprocess
 from nblib.models import gradcam as grad_cam
+from nblib.train import calibration
 
 MIN_SIDE = 64  # px: a smaller picture of a hand shows no bones worth measuring
 
@@ -68,7 +71,11 @@ COLUMNS = [
     "reason",
     "bone_age_months",
     "bone_age_years",
-    "uncertainty_months",
+    "interval_low",
+    "interval_high",
+    "interval_level",
+    "uncorrected_months",
+    "spread_months",
     "n_predictions",
     "sex",
     "sex_source",
@@ -357,7 +364,11 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def predict_item(
-    item: Item, members: list[trained.Member], tta: bool = True, gradcam: bool = True
+    item: Item,
+    members: list[trained.Member],
+    tta: bool = True,
+    gradcam: bool = True,
+    cal: calibration.Calibration | None = None,
 ) -> dict[str, Any]:
     """Predict one image with every member: a result row (see :data:`COLUMNS`), plus
     ``members`` (each model's predictions) and ``cams`` (for :func:`nblib.models.gradcam.overlay`).
@@ -399,18 +410,38 @@ def predict_item(
         cams=found["cams"],
         members=found["members"],
         bone_age_months=found["months"],
-        bone_age_years=found["months"] / 12,
-        uncertainty_months=found["spread"] if found["n"] > 1 else None,
+        spread_months=found["spread"] if found["n"] > 1 else None,
         n_predictions=found["n"],
     )
+    if cal is not None:
+        _calibrate(rec, cal, item.sex)
+    rec["bone_age_years"] = rec["bone_age_months"] / 12
     if item.age is not None:
-        rec.update(sds.compare_to_age(found["months"], item.age, item.sex))
+        rec.update(sds.compare_to_age(rec["bone_age_months"], item.age, item.sex))
         if item.sex is None:
             rec["notes"].append("no SDS: the G&P table needs the sex (--sex)")
         elif rec["sds"] is None:
             last = sds.SD_TABLE[item.sex][-1][0]
             rec["notes"].append(f"no SDS: the G&P table covers ages 3-{last} months")
     return rec
+
+
+def _calibrate(rec: dict[str, Any], cal: calibration.Calibration, sex: str | None) -> None:
+    """Apply the ensemble's saved bias correction and prediction interval (fitted on its
+    validation data): the corrected estimate becomes the answer, the raw one is kept."""
+    raw = rec["bone_age_months"]
+    male = None if sex is None else np.array([sex == "M"])
+    corrected = float(cal.correct(np.array([raw]), male)[0])
+    low, high = cal.interval(np.array([corrected]))
+    rec.update(
+        bone_age_months=corrected,
+        uncorrected_months=raw,
+        interval_low=float(low[0]),
+        interval_high=float(high[0]),
+        interval_level=cal.level,
+    )
+    if sex is None and "all" not in cal.bias:
+        rec["notes"].append("bias corrected with both sexes' mean correction: no sex given")
 
 
 def _predict_reading(
@@ -477,8 +508,13 @@ def line(rec: dict[str, Any]) -> str:
     if rec["status"] != "ok":
         return f"{name}: not analysed: {rec['reason']}"
     text = f"{name}: bone age {rec['bone_age_months']:.1f} months ({rec['bone_age_years']:.1f} y)"
-    if rec["uncertainty_months"] is not None:
-        text += f" +- {rec['uncertainty_months']:.1f} (SD of {rec['n_predictions']})"
+    if rec["interval_low"] is not None:
+        text += (
+            f", {rec['interval_level']:.0%} interval {rec['interval_low']:.1f}-"
+            f"{rec['interval_high']:.1f} (bias-corrected; {rec['uncorrected_months']:.1f} before)"
+        )
+    elif rec["spread_months"] is not None:
+        text += f" (spread {rec['spread_months']:.1f} over {rec['n_predictions']} predictions; no interval)"
     if rec.get("polarity"):
         text += " [inverted back: both polarities agree]"
     if rec["age_months"] is not None:
@@ -518,12 +554,14 @@ def run(
     for p, w in trained.weighted_models(paths):
         members.append(trained.load_member(p))
         members[-1].weight = w
+    # the calibration of one ensemble folder, when that folder is all the models given
+    cal = trained.calibration_of(paths) if len(paths) == len(models) else None
     if not members:
         raise trained.UsageError("no model given")
     _check_sex(members, items)
     rows, names = [], set()
     for item in items:
-        rec = predict_item(item, members, tta, gradcam)
+        rec = predict_item(item, members, tta, gradcam, cal)
         cams, gray = rec.pop("cams", None), rec.pop("gray", None)
         if cams:
             stem = _unique(item.path.stem, names)

@@ -13,6 +13,7 @@ import numpy as np
 from nblib.core import results, runfiles
 from nblib.data import preprocess
 from nblib.models import gradcam
+from nblib.train import calibration
 
 
 class UsageError(ValueError):
@@ -39,6 +40,17 @@ def read_ensemble(path: Path) -> list[tuple[Path, float]]:
         if m["weight"] > 0:
             out.append((model, float(m["weight"])))
     return out
+
+
+def calibration_of(specs: list[str]) -> calibration.Calibration | None:
+    """The bias correction and prediction intervals an ensemble folder was saved with, when the
+    models are exactly that one folder (its members, weights and calibration belong together: a
+    calibration fitted for one ensemble says nothing of another); None otherwise."""
+    if len(specs) != 1 or not (Path(specs[0]) / runfiles.ENSEMBLE).is_file():
+        return None
+    doc = results.read_json(Path(specs[0]) / runfiles.ENSEMBLE)
+    fitted = doc.get("calibration") if isinstance(doc, dict) else None
+    return calibration.Calibration.from_dict(fitted) if fitted else None
 
 
 def find_models(specs: list[str]) -> list[Path]:
