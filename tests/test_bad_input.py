@@ -218,11 +218,11 @@ def test_the_notebooks_of_a_run_share_one_decode_and_its_verdicts(tmp_path):
     cfg = _dropping(folder, tmp_path / "o")
 
     def notebook():
-        pipeline.clear_cache()
-        before = pipeline.DECODES["count"]
+        pipeline.CACHE.clear()
+        before = pipeline.CACHE.decodes
         split = loading.split_for(cfg)
         images = pipeline.load_images(split.rows, cfg.image_size).copy()
-        return split, images, pipeline.DECODES["count"] - before
+        return split, images, pipeline.CACHE.decodes - before
 
     first, first_images, decoded_first = notebook()
     assert decoded_first >= 21  # every image whose header is sound
@@ -248,7 +248,7 @@ def test_a_cache_that_cannot_be_written_changes_nothing_but_speed(tmp_path, caps
     cfg = _dropping(folder, tmp_path / "o")
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "cache").write_text("a file where the cache folder would go")
-    pipeline.clear_cache()
+    pipeline.CACHE.clear()
     split = loading.split_for(cfg)
     assert len(split.rows) == 8
     out = capsys.readouterr().out
@@ -258,14 +258,14 @@ def test_a_cache_that_cannot_be_written_changes_nothing_but_speed(tmp_path, caps
 def test_a_damaged_cache_is_decoded_again(tmp_path):
     folder = _folder(tmp_path, n=8)
     cfg = _dropping(folder, tmp_path / "o")
-    pipeline.clear_cache()
+    pipeline.CACHE.clear()
     first = loading.split_for(cfg)
     (cache,) = (tmp_path / "o" / "cache").glob("checks-*.npz")
     cache.write_bytes(cache.read_bytes()[:300])  # cut short, as a full disk would leave it
-    pipeline.clear_cache()
-    before = pipeline.DECODES["count"]
+    pipeline.CACHE.clear()
+    before = pipeline.CACHE.decodes
     again = loading.split_for(cfg)
-    assert pipeline.DECODES["count"] - before == 8
+    assert pipeline.CACHE.decodes - before == 8
     pd.testing.assert_frame_equal(first.rows, again.rows)
 
 

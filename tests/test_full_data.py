@@ -118,13 +118,13 @@ def test_official_protocol_on_tiny_training_and_test_tables(tmp_path):
 def test_rsna_full_splits_without_a_decode():
     if not FULL.is_dir():
         pytest.skip("../shared/data/rsna-full is not present")
-    before = pipeline.DECODES["count"]
+    before = pipeline.CACHE.decodes
     df = loading.load_dataset(FULL, check_images=False)
     counts = splitting.assign_split(df, "official", 42)["split"].value_counts().to_dict()
     assert counts == {"train": 11151, "validation": 1260, "test": 200}
     counts = splitting.assign_split(df, "random", 42)["split"].value_counts().to_dict()
     assert counts == {"train": 9925, "validation": 2286, "test": 200}
-    assert pipeline.DECODES["count"] == before
+    assert pipeline.CACHE.decodes == before
 
 
 # --- one radiograph under two ids ------------------------------------------------------------

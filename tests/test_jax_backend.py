@@ -90,7 +90,7 @@ imgs = rng.integers(0, 256, (32, 32, 32), dtype=np.uint8)
 y = rng.uniform(20, 200, 32).astype("float32")
 src = pipeline.BatchSource(imgs, y, 8, True, "boneage", cfg.seed)
 val = pipeline.BatchSource(imgs, y, 8, False, "boneage", cfg.seed)
-train_ds, val_ds = pipeline.Batches(src), pipeline.Batches(val)
+train_ds, val_ds = pipeline.batches(src), pipeline.batches(val)
 m = bonet.build(image_size=32, width=0.125, output_bias=100.0)  # flips, batch norm: small to compile
 fitting.compile_model(m, cfg, loss="msle")
 class Kill(keras.callbacks.Callback):
@@ -125,7 +125,7 @@ from nblib.data import pipeline
 from nblib.train import averaging, checkpoints, fitting
 rng = np.random.default_rng(0)
 imgs = rng.integers(0, 256, (30, 16, 16), dtype=np.uint8)  # batches of 8, 8, 8 and 6
-feed = pipeline.Batches(pipeline.BatchSource(imgs, np.zeros(30, "float32"), 8, True, "boneage", 0))
+feed = pipeline.batches(pipeline.BatchSource(imgs, np.zeros(30, "float32"), 8, True, "boneage", 0))
 keras.utils.set_random_seed(0)
 m = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Rescaling(1 / 255),
                       keras.layers.Conv2D(4, 3, name="conv"), keras.layers.BatchNormalization(name="bn"),

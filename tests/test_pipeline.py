@@ -44,7 +44,7 @@ def table(tmp_path):
                 "split": "train",
             }
         )
-    pipeline.clear_cache()
+    pipeline.CACHE.clear()
     return pd.DataFrame(rows)
 
 
@@ -164,14 +164,14 @@ def test_colour_and_16bit_become_8bit_gray(table):
 
 
 def test_each_image_decoded_once(table):
-    before = pipeline.DECODES["count"]
+    before = pipeline.CACHE.decodes
     ds = pipeline.make_dataset(table, 28, 3, training=True, feed="tf.data")
     for _ in range(2):
         for _ in ds:
             pass
     pipeline.make_dataset(table, 28, 3, training=False)
     pipeline.make_dataset(table.iloc[:3], 28, 3, training=False)  # a subset reuses the decoded rows
-    assert pipeline.DECODES["count"] - before == len(table)
+    assert pipeline.CACHE.decodes - before == len(table)
 
 
 def test_training_order_is_seeded(table):
@@ -227,14 +227,28 @@ def test_real_sample_through_the_pipeline(shared_dir):
     assert x.shape == (64, 64, 64, 1) and float(np.asarray(x).std()) > 12
 
 
+def test_a_run_can_own_its_decode_cache(table):
+    # A cache passed by the run is filled and counted on its own; the process's cache is untouched.
+    own = pipeline.DecodeCache()
+    before = pipeline.CACHE.decodes
+    for _ in pipeline.datasets({"validation": table}, 22, 4, seed=0, cache=own)["validation"]:
+        pass
+    expected = np.stack([pipeline.decode(p, 22) for p in table["path"]])
+    np.testing.assert_array_equal(pipeline.load_images(table, 22, cache=own), expected)
+    assert own.decodes == len(table) and pipeline.CACHE.decodes == before
+    assert pipeline.CACHE.known(22) == {} and len(own.known(22)) == len(table)
+    own.clear()
+    assert own.known(22) == {} and own.decodes == len(table)
+
+
 def test_data_checks_are_the_only_decode_of_a_run(tiny_dataset, tmp_path):
     # load_for decodes every image once for its checks; the pipeline feeds those same decodes.
     cfg = config.make("03_resnet50", "smoke", data_dir=str(tiny_dataset), output_dir=str(tmp_path))
-    pipeline.clear_cache()
-    before = pipeline.DECODES["count"]
+    pipeline.CACHE.clear()
+    before = pipeline.CACHE.decodes
     df = loading.load_for(cfg)
     for split in splitting.SPLITS:
         part = df[df["split"] == split]
         for _ in pipeline.make_dataset(part, cfg.image_size, 8, training=split == "train"):
             pass
-    assert pipeline.DECODES["count"] - before == len(loading.load_dataset(tiny_dataset))
+    assert pipeline.CACHE.decodes - before == len(loading.load_dataset(tiny_dataset))

@@ -2,7 +2,7 @@
 strategies, the GPU list, the determinism switch and Grad-CAM's gradient. No other module imports
 TensorFlow; under JAX or PyTorch this module is never imported.
 
-The feed: under JAX and PyTorch, Keras is fed by the backend-neutral ``pipeline.Batches``
+The feed: under JAX and PyTorch, Keras is fed by the backend-neutral ``pipeline.batches``
 (a PyDataset); under TensorFlow by :func:`dataset`, which was measured faster.
 """
 

@@ -202,12 +202,15 @@ def inspect_images(
 
 
 def inspect(
-    df: pd.DataFrame, image_size: int | None = None, cache_dir: Path | str | None = None
+    df: pd.DataFrame,
+    image_size: int | None = None,
+    cache_dir: Path | str | None = None,
+    cache: pipeline.DecodeCache | None = None,
 ) -> Inspection:
     """Headers first, then a full decode of every image, in threads, with a progress line.
 
-    With ``image_size``, the good images, resized, go into the pipeline's cache: this check is
-    then the run's only decode of each file. With ``cache_dir`` too, the verdicts and decodes
+    With ``image_size``, the good images, resized, go into the run's decode ``cache`` (None: the
+    process's ``pipeline.CACHE``): this check is then the run's only decode of each file. With ``cache_dir`` too, the verdicts and decodes
     are kept on disk for the next notebook of the run, which reads them instead of decoding
     again as long as no image file changed. Without ``image_size`` the images are decoded at
     the duplicates' hash size, for the comparison of images only.
@@ -220,19 +223,20 @@ def inspect(
     head = image_problems(df)
     rest = df[~df["id"].isin(head["id"])]
     paths = [str(p) for p in rest["path"]]
+    cache = pipeline.CACHE if cache is None else cache
     size = image_size or duplicates.HASH_SIDE
     disk = _checks_cache_file(cache_dir, paths, image_size) if cache_dir and image_size else None
     cached = _read_checks(disk, paths) if disk is not None and disk.is_file() else None
     if cached is not None:
         verdicts, images = cached
-        pipeline.remember_verdicts(paths, verdicts)
+        cache.remember_verdicts(paths, verdicts)
     else:
-        verdicts, images = _decode_all(paths, size, known=bool(image_size))
+        verdicts, images = _decode_all(paths, size, known=bool(image_size), cache=cache)
         if disk is not None:
             _write_checks(disk, paths, verdicts, images, image_size)
     good = [p for p, v in zip(paths, verdicts, strict=True) if not v[0]]
     if good and image_size:  # one stacked array: the pipeline's cache and the file share it
-        pipeline.remember(good, image_size, images)
+        cache.remember(good, image_size, images)
     problems, warnings = [head], []
     for rid, path, (problem, warning) in zip(rest["id"], rest["path"], verdicts, strict=True):
         if problem:
@@ -247,13 +251,15 @@ def inspect(
     return Inspection(bad, pd.DataFrame(warnings, columns=cols), good_ids, images)
 
 
-def _decode_all(paths: list[str], size: int, known: bool) -> tuple[list[tuple], np.ndarray | None]:
+def _decode_all(
+    paths: list[str], size: int, known: bool, cache: pipeline.DecodeCache
+) -> tuple[list[tuple], np.ndarray | None]:
     """Decode and judge every file in threads: the verdicts ``(problem, warning)`` of
     ``paths`` and the stacked ``size`` x ``size`` decodes of the usable ones (None if none).
-    With ``known``, decodes the pipeline already holds at this size are reused. A progress line
+    With ``known``, decodes ``cache`` already holds at this size are reused. A progress line
     counts the files when there are many."""
     workers = min(8, (os.cpu_count() or 1) * 2)
-    index = pipeline.known_images(size) if known else {}
+    index = cache.known(size) if known else {}
     bar = None
     if len(paths) > PROGRESS_FROM:
         from tqdm.auto import tqdm
@@ -261,7 +267,7 @@ def _decode_all(paths: list[str], size: int, known: bool) -> tuple[list[tuple], 
         bar = tqdm(total=len(paths), desc=f"checking and decoding images at {size} px")
     judged = []
     with ThreadPoolExecutor(max_workers=workers) as ex:
-        for verdict in ex.map(lambda p: pipeline.inspect_image(p, size, index), paths):
+        for verdict in ex.map(lambda p: pipeline.inspect_image(p, size, index, cache), paths):
             judged.append(verdict)
             if bar is not None:
                 bar.update()

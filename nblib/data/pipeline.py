@@ -1,30 +1,27 @@
 """The input pipeline: decode each image once per run, then feed batches from memory.
 
-``load_images`` decodes (8/16-bit, gray/RGB/RGBA -> 8-bit gray), resizes to ``S x S`` (aspect not
-kept, as paper 1 does) and keeps the uint8 array in a per-process cache, so train, validation and
-test sets and every model of a notebook reuse one decode. ``make_dataset`` feeds batches of those
-uint8 images: a ``tf.data`` pipeline under TensorFlow (``nblib.core.tfbackend``), a backend-neutral
+``decode`` reads an image (8/16-bit, gray/RGB/RGBA -> 8-bit gray) and resizes it to ``S x S``
+(aspect not kept, as paper 1 does). A :class:`DecodeCache` keeps those uint8 arrays, and the data
+checks' verdicts, for the run that owns it, so train, validation and test sets and every model of
+a notebook reuse one decode; the functions that read or fill it take it as ``cache`` (None: the
+process's :data:`CACHE`). ``make_dataset`` feeds batches of those uint8 images: a ``tf.data`` pipeline under TensorFlow (``nblib.core.tfbackend``), a backend-neutral
 ``keras.utils.PyDataset`` elsewhere. Scaling to [0, 1], channels and random flips happen in the
 model's first layers, on the accelerator.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-
-_CACHE: dict[tuple, np.ndarray] = {}
-_PATHS: dict[str, list[str]] = {}  # cache key digest -> the paths of its rows
-DECODES = {"count": 0}  # images decoded from disk in this process (the tests read it)
-_VERDICTS: dict[str, tuple] = {}  # path -> (problem, warning) of the data checks
-
 
 RADIOGRAPH_BITS = (10, 12, 14, 16)  # bit depths radiographs are stored with in 16-bit PNGs
 MIN_SIDE = 32  # a smaller image holds no hand worth measuring
@@ -114,33 +111,126 @@ def resize(img: np.ndarray, image_size: int) -> np.ndarray:
 def decode(path: str | Path, image_size: int) -> np.ndarray:
     """One image file -> uint8 ``S x S`` gray. Raises ValueError naming the file if unreadable."""
     img, _ = read_gray(path)
-    DECODES["count"] += 1
     return resize(img, image_size)
 
 
-def remember(paths: list[str], image_size: int, images: np.ndarray) -> None:
-    """Put already-decoded ``S x S`` images into the per-process cache (the data checks decode
-    every image once before training; the pipeline then reuses those decodes)."""
-    key = _key(list(paths), image_size)
-    _CACHE[key], _PATHS[key[0]] = images, list(paths)
+class DecodeCache:
+    """The decoded images and the data checks' verdicts of the run that owns it, in memory.
+
+    Like MONAI's ``CacheDataset``, an object the run creates and passes (``cache=``) rather than
+    module state: train, validation and test sets and every model of a notebook reuse one decode,
+    while a test, a benchmark or a second run in one process can hold a cache of its own.
+    Images are kept by (paths, size) as stacked arrays, verdicts ``(problem, warning)`` by path.
+    ``decodes`` counts the files this cache had decoded from disk (the tests read it); it keeps
+    counting across :meth:`clear`, so a caller measures a difference.
+    """
+
+    def __init__(self) -> None:
+        self._images: dict[tuple, np.ndarray] = {}  # key -> uint8 [N, S, S]
+        self._paths: dict[str, list[str]] = {}  # key digest -> the paths of its rows
+        self._verdicts: dict[str, tuple] = {}  # path -> (problem, warning) of the data checks
+        self._lock = threading.Lock()  # decodes are counted from worker threads
+        self.decodes = 0
+
+    def remember(self, paths: list[str], image_size: int, images: np.ndarray) -> None:
+        """Keep already-decoded ``S x S`` images, row for row with ``paths`` (the data checks
+        decode every image once before training; the pipeline then reuses those decodes)."""
+        key = _key(list(paths), image_size)
+        self._images[key], self._paths[key[0]] = images, list(paths)
+
+    def remember_verdicts(self, paths: list[str], verdicts: list[tuple]) -> None:
+        """Keep the data checks' ``(problem, warning)`` of ``paths``, so that a later check of
+        the same file needs no decode."""
+        for p, (problem, warning) in zip(paths, verdicts, strict=True):
+            self._verdicts[str(p)] = (problem, warning)
+
+    def verdict(self, path: str | Path) -> tuple | None:
+        """The checks' ``(problem, warning)`` of ``path``, or None if it was not judged."""
+        return self._verdicts.get(str(path))
+
+    def known(self, image_size: int) -> dict[str, np.ndarray]:
+        """Index of already-decoded images at this size: path -> array (views, no copies)."""
+        index: dict[str, np.ndarray] = {}
+        for (digest, _, size), arr in self._images.items():
+            if size == image_size:
+                for p, img in zip(self._paths.get(digest, ()), arr, strict=False):
+                    index[p] = img
+        return index
+
+    def count_decode(self) -> None:
+        """Count one file decoded from disk for this cache (safe from worker threads)."""
+        with self._lock:
+            self.decodes += 1
+
+    def load(self, df: pd.DataFrame, image_size: int, progress: bool = True) -> np.ndarray:
+        """uint8 ``[N, S, S]`` images of ``df["path"]``, decoded once (memoised).
+
+        Rows already decoded for another table at the same size are reused, so a split's subsets
+        cost nothing once the whole table was loaded; the rest are decoded in threads (OpenCV
+        releases the GIL). Between the notebooks of a run, the data checks' cache
+        (``checks.inspect``) keeps the decodes on disk.
+        """
+        paths = [str(p) for p in df["path"]]
+        key = _key(paths, image_size)
+        if key in self._images:
+            return self._images[key]
+        known = self.known(image_size)
+        out = np.empty((len(paths), image_size, image_size), np.uint8)
+        todo = []
+        for i, p in enumerate(paths):
+            if p in known:
+                out[i] = known[p]
+            else:
+                todo.append(i)
+        if todo:
+            self._decode_into(out, paths, todo, image_size, progress)
+        self._images[key], self._paths[key[0]] = out, paths
+        return out
+
+    def _decode_into(self, out, paths, todo, image_size, progress) -> None:
+        bar = None
+        if progress and len(todo) > 200:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc=f"decoding images at {image_size} px", leave=False)
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as ex:
+            for i, img in zip(
+                todo, ex.map(lambda j: decode(paths[j], image_size), todo), strict=True
+            ):
+                out[i] = img
+                self.count_decode()
+                if bar:
+                    bar.update()
+        if bar:
+            bar.close()
+
+    def clear(self) -> None:
+        """Forget every decoded image and verdict (frees memory; the next load decodes again)."""
+        self._images.clear()
+        self._paths.clear()
+        self._verdicts.clear()
 
 
-def remember_verdicts(paths: list[str], verdicts: list[tuple]) -> None:
-    """Record the data checks' ``(problem, warning)`` of ``paths`` (read from a run's cache), so
-    that a later check of the same file in this process needs no decode."""
-    for p, (problem, warning) in zip(paths, verdicts, strict=True):
-        _VERDICTS[str(p)] = (problem, warning)
+# The process's cache, which a notebook's kernel owns: what ``cache=None`` means everywhere.
+CACHE = DecodeCache()
+
+
+def _of(cache: DecodeCache | None) -> DecodeCache:
+    return CACHE if cache is None else cache
 
 
 def inspect_image(
-    path: str | Path, image_size: int | None = None, known: dict | None = None
+    path: str | Path,
+    image_size: int | None = None,
+    known: dict | None = None,
+    cache: DecodeCache | None = None,
 ) -> tuple[str | None, str | None, np.ndarray | None]:
     """Decode one image fully and judge it: ``(problem, warning, image)``.
 
     ``image`` is the decoded picture resized to ``image_size`` (None without a size or when the
     image is unusable), so that the check is the run's one decode of that file. A file already
-    judged in this process, and decoded at this size, is not decoded again (``known``: the
-    index of :func:`known_images` at this size, built once by the caller).
+    judged in ``cache``, and decoded there at this size, is not decoded again (``known``: the
+    index of :meth:`DecodeCache.known` at this size, built once by the caller).
 
     Problems make the image unusable (cannot be decoded, too small, blank, picture only in the
     alpha channel); a warning marks an image that is probably wrong but may be meant (a white
@@ -148,22 +238,23 @@ def inspect_image(
     is dark and most pixels are darker than the mean. None of the 1,000 real RSNA sample images
     is flagged by the rule below, while most of their inverted copies are.
     """
-    verdict = _VERDICTS.get(str(path))
+    cache = _of(cache)
+    verdict = cache.verdict(path)
     if verdict is not None:
         if image_size and known is None:
-            known = known_images(image_size)
+            known = cache.known(image_size)
         small = known.get(str(path)) if image_size else None
         if not image_size or small is not None or verdict[0]:
             return verdict[0], verdict[1], small
     try:
         img, alpha = read_gray(path)
-        DECODES["count"] += 1
+        cache.count_decode()
     except ValueError as e:
         return f"cannot be decoded ({e})", None, None
     except cv2.error as e:  # a damaged body can fail inside OpenCV's decoder
         return f"cannot be decoded (corrupt image data: {str(e).strip()[:120]})", None, None
     problem, warning = judge(img, alpha)
-    _VERDICTS[str(path)] = (problem, warning)
+    cache.remember_verdicts([path], [(problem, warning)])
     small = resize(img, image_size) if image_size and not problem else None
     return problem, warning, small
 
@@ -197,59 +288,12 @@ def _key(paths: list[str], image_size: int) -> tuple:
     return (hashlib.sha1("\n".join(paths).encode()).hexdigest(), len(paths), image_size)
 
 
-def load_images(df: pd.DataFrame, image_size: int, progress: bool = True) -> np.ndarray:
-    """uint8 ``[N, S, S]`` images of ``df["path"]``, decoded once per process (memoised).
-
-    Rows already decoded for another table at the same size are reused, so a split's subsets
-    cost nothing once the whole table was loaded. Between the notebooks of a run, the data
-    checks' cache (``checks.inspect_images``) keeps the decodes on disk.
-    """
-    paths = [str(p) for p in df["path"]]
-    key = _key(paths, image_size)
-    if key in _CACHE:
-        return _CACHE[key]
-    known = known_images(image_size)
-    out = np.empty((len(paths), image_size, image_size), np.uint8)
-    todo = []
-    for i, p in enumerate(paths):
-        if p in known:
-            out[i] = known[p]
-        else:
-            todo.append(i)
-    if todo:
-        bar = None
-        if progress and len(todo) > 200:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc=f"decoding images at {image_size} px", leave=False)
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as ex:
-            for i, img in zip(
-                todo, ex.map(lambda j: decode(paths[j], image_size), todo), strict=True
-            ):
-                out[i] = img
-                if bar:
-                    bar.update()
-        if bar:
-            bar.close()
-    _CACHE[key], _PATHS[key[0]] = out, paths
-    return out
-
-
-def known_images(image_size: int) -> dict[str, np.ndarray]:
-    """Index of already-decoded images at this size: path -> array (views, no copies)."""
-    index: dict[str, np.ndarray] = {}
-    for (digest, _, size), arr in _CACHE.items():
-        if size == image_size:
-            for p, img in zip(_PATHS.get(digest, ()), arr, strict=False):
-                index[p] = img
-    return index
-
-
-def clear_cache() -> None:
-    """Forget every decoded image (frees memory; the next load decodes again)."""
-    _CACHE.clear()
-    _PATHS.clear()
-    _VERDICTS.clear()
+def load_images(
+    df: pd.DataFrame, image_size: int, progress: bool = True, cache: DecodeCache | None = None
+) -> np.ndarray:
+    """uint8 ``[N, S, S]`` images of ``df["path"]``, decoded once: :meth:`DecodeCache.load` of
+    ``cache`` (None: the process's :data:`CACHE`), for callers that hold no cache of their own."""
+    return _of(cache).load(df, image_size, progress)
 
 
 def make_dataset(
@@ -262,8 +306,9 @@ def make_dataset(
     feed: str = "auto",
     images: np.ndarray | None = None,
     sex: np.ndarray | None = None,
+    cache: DecodeCache | None = None,
 ):
-    """Batches of raw uint8 images ``[B, S, S, 1]`` from the decoded-once cache.
+    """Batches of raw uint8 images ``[B, S, S, 1]`` from the decoded-once ``cache``.
 
     Yields ``(x, y)`` with ``y`` float32 ``[B]`` (``target="boneage"``), ``(x, x / 255)`` with
     ``target="image"`` (the autoencoder's float target), or ``x`` alone with ``target=None``.
@@ -276,8 +321,9 @@ def make_dataset(
     ``keras.utils.PyDataset``), or ``"auto"``: tf.data under the TensorFlow backend, where it
     was measured faster, PyDataset under JAX and PyTorch (no TensorFlow needed).
 
-    ``images`` (uint8 ``[N, S, S]``, row for row with ``df``) replaces the decode-once cache, for
-    images preprocessed otherwise (notebook 07's crops). ``sex`` (``[N]``, 1 = male) makes the
+    ``images`` (uint8 ``[N, S, S]``, row for row with ``df``) replaces the decode-once ``cache``
+    (None: the process's :data:`CACHE`), for images preprocessed otherwise (notebook 07's crops).
+    ``sex`` (``[N]``, 1 = male) makes the
     inputs a pair ``(image, sex [B, 1])`` for a model with a second input.
     """
     if len(df) == 0:
@@ -285,7 +331,7 @@ def make_dataset(
     if target not in ("boneage", "image", None):
         raise ValueError(f"target must be 'boneage', 'image' or None, got {target!r}")
     if images is None:
-        images = load_images(df, image_size)
+        images = _of(cache).load(df, image_size)
     elif images.shape[:3] != (len(df), image_size, image_size) or images.dtype != np.uint8:
         raise ValueError(
             f"images must be uint8 [{len(df)}, {image_size}, {image_size}], "
@@ -308,7 +354,7 @@ def make_dataset(
         return tfbackend.dataset(source)
     if feed != "pydataset":
         raise ValueError(f"feed must be auto, tf.data or pydataset, got {feed!r}")
-    return _batches_class()(source)
+    return batches(source)
 
 
 def datasets(
@@ -318,12 +364,20 @@ def datasets(
     seed: int,
     target: str | None = "boneage",
     splits: tuple[str, ...] | None = None,
+    cache: DecodeCache | None = None,
 ) -> dict:
-    """One dataset per split of ``parts`` (or of ``splits``): the training split in a seeded new
-    order every epoch, the others in table order (so predictions line up with their rows)."""
+    """One dataset per split of ``parts`` (or of ``splits``), fed from ``cache`` (None: the
+    process's :data:`CACHE`): the training split in a seeded new order every epoch, the others in
+    table order (so predictions line up with their rows)."""
     return {
         s: make_dataset(
-            parts[s], image_size, batch_size, training=(s == "train"), target=target, seed=seed
+            parts[s],
+            image_size,
+            batch_size,
+            training=(s == "train"),
+            target=target,
+            seed=seed,
+            cache=cache,
         )
         for s in (splits or tuple(parts))
     }
@@ -343,7 +397,7 @@ def epoch_order(n: int, seed: int, epoch: int, training: bool) -> np.ndarray:
 class BatchSource:
     """Batch ``i`` of the current epoch, gathered from the uint8 cache; no framework needed.
 
-    Both feeds wrap it: ``tfbackend.dataset`` (tf.data) and ``Batches`` (keras PyDataset). The
+    Both feeds wrap it: ``tfbackend.dataset`` (tf.data) and :func:`batches` (keras PyDataset). The
     epoch advances when a feed finishes one; :meth:`set_epoch` sets it for a resumed training.
     """
 
@@ -380,18 +434,15 @@ class BatchSource:
         return x, self.labels[idx]
 
 
-_BATCHES: list = []
+def batches(source: BatchSource):
+    """``source`` as a ``keras.utils.PyDataset``: the feed under JAX and PyTorch (and TensorFlow
+    on request). Its class subclasses a Keras class, so it is made on the first call: importing
+    the pipeline then imports neither Keras nor TensorFlow."""
+    return _batches_class()(source)
 
 
-def __getattr__(name):  # ``pipeline.Batches`` subclasses keras.utils.PyDataset: Keras on first use
-    if name == "Batches":
-        return _batches_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _batches_class():
-    if _BATCHES:
-        return _BATCHES[0]
+@functools.cache
+def _batches_class() -> type:
     import keras
 
     class Batches(keras.utils.PyDataset):
@@ -417,7 +468,6 @@ def _batches_class():
         def on_epoch_end(self):
             self.source.set_epoch(self.source.epoch + 1)
 
-    _BATCHES.append(Batches)
     return Batches
 
 
