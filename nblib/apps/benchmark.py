@@ -365,46 +365,13 @@ def gpu_check(
 
     t0 = time.perf_counter()
     tf = keras.backend.backend() == "tensorflow"
-    # (model, mixed precision, XLA, deterministic kernels); JAX always compiles with XLA.
-    plan = [
-        ("resnet50", False, True, False),
-        ("resnet50", True, True, False),
-        ("keras_resnet50", False, True, False),
-        ("keras_resnet50", True, True, False),
-        ("resnet50", True, True, True),
-        ("inception_v4", True, True, False),
-        ("autoencoder", True, True, False),
-    ]
-    if tf:
-        plan += [("resnet50", False, False, False), ("resnet50", True, False, False)]
-    plan = [p for p in plan if p[0] in models]
-    rows = []
-    for name, mp, xla, det in plan:
-        if time.perf_counter() - t0 > budget_s:
-            rows.append({"model": name, "error": "skipped: time budget spent"})
-            continue
-        args = ["train", "--model", name, "--image-size", str(image_size), "--width", str(width)]
-        args += ["--batch-size", str(batch_size), "--steps", str(steps)]
-        args += ["--steps-per-execution", str(steps_per_execution)]
-        args += ["--mixed-precision"] * mp + ["--xla"] * xla + ["--deterministic"] * det
-        res = _run_isolated(args, timeout=max(60.0, budget_s - (time.perf_counter() - t0) + 60))
-        rows.append(res)
-        print(json.dumps(res), flush=True)
+    plan = _plan(models, tf)
+    common = ["--image-size", str(image_size), "--width", str(width)]
+    common += ["--batch-size", str(batch_size), "--steps", str(steps)]
+    common += ["--steps-per-execution", str(steps_per_execution)]
+    rows = _measure(plan, common, budget_s, t0)
     feed = feed_throughput(image_size, batch_size)
-    ok = [r for r in rows if "train_img_s" in r]
-    best = {}
-    for r in ok:
-        best[r["model"]] = max(best.get(r["model"], 0.0), r["train_img_s"])
-    ref = {
-        (r["precision"], r["xla"]): r["train_img_s"]
-        for r in ok
-        if r["model"] == "keras_resnet50" and not r.get("deterministic")
-    }
-    for r in ok:
-        keras_rate = ref.get((r["precision"], r["xla"]))
-        if keras_rate and r["model"] != "keras_resnet50":
-            r["vs_keras_resnet50"] = round(r["train_img_s"] / keras_rate, 3)
-        r["feed_over_model"] = round(feed["feed_img_s"] / r["train_img_s"], 1)
+    best = _compare(rows, feed)
     doc = {
         "what": "python -m nblib.apps.benchmark gpu",
         "method": METHOD,
@@ -425,6 +392,58 @@ def gpu_check(
     results.write_json(out_dir / "gpu.json", doc)
     results.write_text(out_dir / "gpu.md", gpu_markdown(doc))
     return doc
+
+
+def _measure(plan: list, common: list[str], budget_s: float, t0: float) -> list[dict]:
+    """Each planned measurement in an interpreter of its own, until the budget is spent."""
+    rows = []
+    for name, mp, xla, det in plan:
+        if time.perf_counter() - t0 > budget_s:
+            rows.append({"model": name, "error": "skipped: time budget spent"})
+            continue
+        args = ["train", "--model", name, *common]
+        args += ["--mixed-precision"] * mp + ["--xla"] * xla + ["--deterministic"] * det
+        res = _run_isolated(args, timeout=max(60.0, budget_s - (time.perf_counter() - t0) + 60))
+        rows.append(res)
+        print(json.dumps(res), flush=True)
+    return rows
+
+
+def _plan(models: tuple[str, ...], tf: bool) -> list[tuple[str, bool, bool, bool]]:
+    """(model, mixed precision, XLA, deterministic kernels) of each measurement; JAX always
+    compiles with XLA, so the XLA-off rows are TensorFlow's only."""
+    plan = [
+        ("resnet50", False, True, False),
+        ("resnet50", True, True, False),
+        ("keras_resnet50", False, True, False),
+        ("keras_resnet50", True, True, False),
+        ("resnet50", True, True, True),
+        ("inception_v4", True, True, False),
+        ("autoencoder", True, True, False),
+    ]
+    if tf:
+        plan += [("resnet50", False, False, False), ("resnet50", True, False, False)]
+    return [p for p in plan if p[0] in models]
+
+
+def _compare(rows: list[dict], feed: dict) -> dict[str, float]:
+    """Each measured row against keras' ResNet50 at the same settings and against the feed's
+    rate (in place); returns each model's best training rate."""
+    ok = [r for r in rows if "train_img_s" in r]
+    best: dict[str, float] = {}
+    for r in ok:
+        best[r["model"]] = max(best.get(r["model"], 0.0), r["train_img_s"])
+    ref = {
+        (r["precision"], r["xla"]): r["train_img_s"]
+        for r in ok
+        if r["model"] == "keras_resnet50" and not r.get("deterministic")
+    }
+    for r in ok:
+        keras_rate = ref.get((r["precision"], r["xla"]))
+        if keras_rate and r["model"] != "keras_resnet50":
+            r["vs_keras_resnet50"] = round(r["train_img_s"] / keras_rate, 3)
+        r["feed_over_model"] = round(feed["feed_img_s"] / r["train_img_s"], 1)
+    return best
 
 
 def paper_lite_series(out: Path, profile: str = "paper-lite") -> dict:
@@ -520,7 +539,8 @@ def gpu_markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per measurement."""
     from nblib.core import config
 
     ap = argparse.ArgumentParser(
@@ -573,7 +593,53 @@ def main(argv: list[str] | None = None) -> int:
         help="run only the series and add it to the gpu.json already in --out",
     )
     g.add_argument("--series-out", default=None, help="run folder of the series")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _pipeline_command(args) -> dict:
+    """``pipeline``: the feed against a naive loader, printed."""
+    res = pipeline_throughput(
+        _table(args.data, args.n, args.seed), args.image_size, args.batch_size
+    )
+    print(f"pipeline, {res['images']} images at {res['image_size']} px, batch {res['batch_size']}:")
+    print(f"  epoch 1 (decode + cache): {res['pipeline_epoch1_img_s']:9.1f} img/s")
+    print(f"  epoch 2 (from cache):     {res['pipeline_epoch2_img_s']:9.1f} img/s")
+    print(f"  naive loader (decode every epoch): {res['naive_img_s']:9.1f} img/s")
+    print(f"  ratio epoch 2 / naive: {res['ratio_epoch2_vs_naive']:.1f}x")
+    return res
+
+
+def _train_command(args) -> dict:
+    """``train``: one model's training rate, printed (or as one JSON line)."""
+    if args.deterministic:  # before the backend touches a device
+        from nblib.core import runtime
+
+        runtime.make_deterministic(type("C", (), {"seed": 0, "deterministic": True})())
+    res = train_throughput(
+        args.model,
+        args.image_size,
+        args.width,
+        args.batch_size,
+        args.steps,
+        args.mixed_precision,
+        args.xla,
+        args.steps_per_execution,
+    )
+    res["deterministic"] = bool(args.deterministic)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(
+            f"{res['model']} at {res['image_size']} px, width {res['width']}, batch "
+            f"{res['batch_size']}, {res['precision']}, XLA {'on' if res['xla'] else 'off'}: "
+            f"{res['train_img_s']:.1f} train img/s (compile + first steps "
+            f"{res['first_steps_s']:.1f} s, {res['params']:,} params)"
+        )
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.what == "feeds":
         print(json.dumps(feed_comparison(args.image_size, args.width, args.batch_size)))
         return 0
@@ -603,42 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(gpu_markdown(doc))
         return 0 if all("train_img_s" in r for r in doc["train"]) else 1
-    if args.what == "pipeline":
-        res = pipeline_throughput(
-            _table(args.data, args.n, args.seed), args.image_size, args.batch_size
-        )
-        print(
-            f"pipeline, {res['images']} images at {res['image_size']} px, batch {res['batch_size']}:"
-        )
-        print(f"  epoch 1 (decode + cache): {res['pipeline_epoch1_img_s']:9.1f} img/s")
-        print(f"  epoch 2 (from cache):     {res['pipeline_epoch2_img_s']:9.1f} img/s")
-        print(f"  naive loader (decode every epoch): {res['naive_img_s']:9.1f} img/s")
-        print(f"  ratio epoch 2 / naive: {res['ratio_epoch2_vs_naive']:.1f}x")
-    else:
-        if args.deterministic:  # before the backend touches a device
-            from nblib.core import runtime
-
-            runtime.make_deterministic(type("C", (), {"seed": 0, "deterministic": True})())
-        res = train_throughput(
-            args.model,
-            args.image_size,
-            args.width,
-            args.batch_size,
-            args.steps,
-            args.mixed_precision,
-            args.xla,
-            args.steps_per_execution,
-        )
-        res["deterministic"] = bool(args.deterministic)
-        if args.json:
-            print(json.dumps(res))
-        else:
-            print(
-                f"{res['model']} at {res['image_size']} px, width {res['width']}, batch "
-                f"{res['batch_size']}, {res['precision']}, XLA {'on' if res['xla'] else 'off'}: "
-                f"{res['train_img_s']:.1f} train img/s (compile + first steps "
-                f"{res['first_steps_s']:.1f} s, {res['params']:,} params)"
-            )
+    res = _pipeline_command(args) if args.what == "pipeline" else _train_command(args)
     if args.out:
         from nblib.core import results
 

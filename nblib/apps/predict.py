@@ -377,16 +377,7 @@ def predict_item(
     the inverted-back one when the two agree (:func:`_check_polarity`), else it is refused.
     """
     resolve(item)
-    rec: dict[str, Any] = {c: None for c in COLUMNS}
-    rec.update(
-        path=str(item.path),
-        sex=item.sex,
-        sex_source=item.sex_source,
-        age_months=item.age,
-        age_source=item.age_source,
-        notes=list(item.notes),
-        members=[],
-    )
+    rec = _blank_row(item)
     try:
         if item.refusal:
             raise Rejected(item.refusal)
@@ -423,6 +414,21 @@ def predict_item(
         elif rec["sds"] is None:
             last = sds.SD_TABLE[item.sex][-1][0]
             rec["notes"].append(f"no SDS: the G&P table covers ages 3-{last} months")
+    return rec
+
+
+def _blank_row(item: Item) -> dict[str, Any]:
+    """A result row of :data:`COLUMNS` holding what is known before predicting."""
+    rec: dict[str, Any] = {c: None for c in COLUMNS}
+    rec.update(
+        path=str(item.path),
+        sex=item.sex,
+        sex_source=item.sex_source,
+        age_months=item.age,
+        age_source=item.age_source,
+        notes=list(item.notes),
+        members=[],
+    )
     return rec
 
 

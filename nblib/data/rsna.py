@@ -139,6 +139,42 @@ def read_labels(
     header) raises, since no row of it can be trusted.
     """
     csv_path = Path(csv_path)
+    raw, dialect = _read_raw(csv_path)
+    id_col, age_col, sex_col, kind = DIALECTS[dialect]
+    image_dir = Path(image_dir) if image_dir else find_image_dir(csv_path)
+    if split is None:
+        split = TABLES.get(csv_path.stem.lower(), "train")
+    rows, problems = [], []
+    ids = raw[id_col].str.strip()
+    dup = ids.duplicated(keep=False) & (ids != "")
+    for i, (rid, age_s, sex_s) in enumerate(zip(ids, raw[age_col], raw[sex_col], strict=True)):
+        line = i + 2  # header is line 1
+        path = str((image_dir / f"{rid}.png").resolve()) if rid else ""
+        reasons = []
+        if not rid:
+            reasons.append(f"line {line}: empty id")
+        elif dup.iloc[i]:
+            reasons.append(f"line {line}: duplicate id {rid}")
+        age = _parse_age(age_s, line, reasons)
+        male = _parse_sex(sex_s, kind)
+        if male is None:
+            expected = "M or F" if kind == "MF" else "True or False"
+            reasons.append(f"line {line}: unknown sex value {sex_s!r} (expected {expected})")
+        if reasons:
+            problems.append(
+                {"id": rid or f"<line {line}>", "path": path, "reason": "; ".join(reasons)}
+            )
+        else:
+            rows.append({"id": rid, "path": path, "boneage": age, "male": male, "split": split})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["boneage"] = table["boneage"].astype(float)
+    table["male"] = table["male"].astype(bool)
+    _refuse_years(table, csv_path, age_col)
+    return table, pd.DataFrame(problems, columns=["id", "path", "reason"])
+
+
+def _read_raw(csv_path: Path) -> tuple[pd.DataFrame, str]:
+    """The table's cells as text and its dialect; a table that cannot be read at all raises."""
     if csv_path.is_dir():
         raise ValueError(f"Label table {csv_path} is a folder, not a CSV file")
     if not csv_path.is_file():
@@ -156,56 +192,37 @@ def read_labels(
     dialect = detect_dialect(list(raw.columns), str(csv_path))
     if raw.empty:
         raise ValueError(f"{csv_path}: the label table has a header but no rows")
-    id_col, age_col, sex_col, kind = DIALECTS[dialect]
-    image_dir = Path(image_dir) if image_dir else find_image_dir(csv_path)
-    if split is None:
-        split = TABLES.get(csv_path.stem.lower(), "train")
-    rows, problems = [], []
-    ids = raw[id_col].str.strip()
-    dup = ids.duplicated(keep=False) & (ids != "")
-    for i, (rid, age_s, sex_s) in enumerate(zip(ids, raw[age_col], raw[sex_col], strict=True)):
-        line = i + 2  # header is line 1
-        path = str((image_dir / f"{rid}.png").resolve()) if rid else ""
-        reasons = []
-        if not rid:
-            reasons.append(f"line {line}: empty id")
-        elif dup.iloc[i]:
-            reasons.append(f"line {line}: duplicate id {rid}")
-        try:
-            age = float(str(age_s).strip())
-            if np.isnan(age):
-                reasons.append(f"line {line}: age is missing (NaN)")
-            elif age < 0:
-                reasons.append(f"line {line}: negative age {age:g} months")
-            elif age > MAX_AGE_MONTHS:
-                reasons.append(f"line {line}: absurd age {age:g} months (> {MAX_AGE_MONTHS:g})")
-        except ValueError:
-            age = float("nan")
-            reasons.append(
-                f"line {line}: age {age_s!r} is not a number"
-                if str(age_s).strip()
-                else f"line {line}: age is missing"
-            )
-        male = _parse_sex(sex_s, kind)
-        if male is None:
-            expected = "M or F" if kind == "MF" else "True or False"
-            reasons.append(f"line {line}: unknown sex value {sex_s!r} (expected {expected})")
-        if reasons:
-            problems.append(
-                {"id": rid or f"<line {line}>", "path": path, "reason": "; ".join(reasons)}
-            )
-        else:
-            rows.append({"id": rid, "path": path, "boneage": age, "male": male, "split": split})
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    table["boneage"] = table["boneage"].astype(float)
-    table["male"] = table["male"].astype(bool)
+    return raw, dialect
+
+
+def _parse_age(age_s, line: int, reasons: list[str]) -> float:
+    """An age cell in months; what is wrong with it is appended to ``reasons``."""
+    try:
+        age = float(str(age_s).strip())
+    except ValueError:
+        reasons.append(
+            f"line {line}: age {age_s!r} is not a number"
+            if str(age_s).strip()
+            else f"line {line}: age is missing"
+        )
+        return float("nan")
+    if np.isnan(age):
+        reasons.append(f"line {line}: age is missing (NaN)")
+    elif age < 0:
+        reasons.append(f"line {line}: negative age {age:g} months")
+    elif age > MAX_AGE_MONTHS:
+        reasons.append(f"line {line}: absurd age {age:g} months (> {MAX_AGE_MONTHS:g})")
+    return age
+
+
+def _refuse_years(table: pd.DataFrame, csv_path: Path, age_col: str) -> None:
+    """A table whose ages look like years, not months, is refused with the fix named."""
     if len(table) >= 5 and table["boneage"].median() < MIN_MEDIAN_AGE:
         raise ValueError(
             f"{csv_path}: ages must be in months, and these look like years (median "
             f"{table['boneage'].median():g}, largest {table['boneage'].max():g}; RSNA ages run "
             f"1-228 months). Multiply the {age_col!r} column by 12 and run again."
         )
-    return table, pd.DataFrame(problems, columns=["id", "path", "reason"])
 
 
 def load_labels(

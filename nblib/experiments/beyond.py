@@ -566,27 +566,7 @@ def save(
         results.write_csv(cfg.run_dir / runfiles.table("error_by_age_band"), cal.bands)
     results.write_csv(cfg.run_dir / runfiles.PREDICTIONS, pred)
     results.write_csv(cfg.run_dir / runfiles.ABLATION, table)
-    paths = {r.key: f"{runfiles.BEYOND_MODELS}/{r.key}.keras" for r in rungs}  # relative
-    paths.update(
-        {
-            nb: os.path.relpath(run["model"], cfg.run_dir)
-            for nb, run in faithful.items()
-            if run["model"]
-        }
-    )
-    members = [
-        {"model": paths[k], "weight": float(w)}
-        for k, w in zip(ens.members, ens.weights, strict=True)
-    ]
-    results.write_json(
-        cfg.run_dir / runfiles.ENSEMBLE,
-        {
-            "members": members,
-            "tta": list(preprocess.TTA),
-            "weights_chosen_on": "validation",
-            "calibration": None if cal.fit is None else cal.fit.to_dict(),
-        },
-    )
+    _write_ensemble(cfg, rungs, ens, faithful, cal)
     mean = evaluation.mean_predictor(parts["train"], test, loss="msle")
     train_mean = float(parts["train"]["boneage"].mean())
     best = metrics.regression(true, ens.test)
@@ -608,6 +588,32 @@ def save(
             "calibration": cal.test or None,
         },
         model="beyond",
+    )
+
+
+def _write_ensemble(cfg, rungs: list[Rung], ens: Ensemble, faithful, cal: Calibrated) -> None:
+    """``ensemble.json``: the members (paths relative to the folder) with their weights, and the
+    calibration, all chosen on validation data; what ``boneage-predict`` reads from a folder."""
+    paths = {r.key: f"{runfiles.BEYOND_MODELS}/{r.key}.keras" for r in rungs}  # relative
+    paths.update(
+        {
+            nb: os.path.relpath(run["model"], cfg.run_dir)
+            for nb, run in faithful.items()
+            if run["model"]
+        }
+    )
+    members = [
+        {"model": paths[k], "weight": float(w)}
+        for k, w in zip(ens.members, ens.weights, strict=True)
+    ]
+    results.write_json(
+        cfg.run_dir / runfiles.ENSEMBLE,
+        {
+            "members": members,
+            "tta": list(preprocess.TTA),
+            "weights_chosen_on": "validation",
+            "calibration": None if cal.fit is None else cal.fit.to_dict(),
+        },
     )
 
 
