@@ -22,6 +22,10 @@ from nblib.core import config, results
 from nblib.report import reporting, summary
 from nblib.train import statistics
 
+# Every test here executes notebooks or reads a smoke series run once for the module: the quick
+# loop (./run_tests.sh --quick) leaves them to the full suite.
+pytestmark = pytest.mark.notebook
+
 ROOT = config.ROOT
 NOTEBOOKS = runner.notebooks()
 EXPECTED = [

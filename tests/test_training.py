@@ -410,6 +410,7 @@ def _tiny_resnet_history(cfg, parts):
     return h.drop(columns=["seconds"]), m.predict(ds["validation"], verbose=0)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_histories(tmp_path, tiny_dataset):
     from nblib.data import loading, splitting
 
