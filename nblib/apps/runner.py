@@ -307,6 +307,7 @@ def _run_series(
     )
     for sub in ("notebooks", "logs", ".done"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    kernel = _kernel_name()  # looked up once for the series
     total = time.perf_counter()
     timings = {}
     this_run: dict[str, dict] = {}
@@ -320,7 +321,7 @@ def _run_series(
                 f"[run_all] {nb.stem}: already done, skipped (use --force to run again)", flush=True
             )
             continue
-        seconds, failed = _execute(nb, out_dir, nb_params, overrides)
+        seconds, failed = _execute(nb, out_dir, nb_params, overrides, kernel)
         if failed:
             this_run[nb.stem] = {"status": "FAILED", "seconds": seconds}
             _close_run(profile, out_dir, this_run)
@@ -348,7 +349,9 @@ def _run_series(
     return 0
 
 
-def _execute(nb: Path, out_dir: Path, nb_params: dict, overrides: dict) -> tuple[float, bool]:
+def _execute(
+    nb: Path, out_dir: Path, nb_params: dict, overrides: dict, kernel: str
+) -> tuple[float, bool]:
     """Execute one notebook with papermill into ``out_dir/notebooks``, its log in ``logs/``;
     return its wall time and whether it failed (a failure is reported on the console and in
     the log, with the notebook's error in plain words)."""
@@ -372,7 +375,7 @@ def _execute(nb: Path, out_dir: Path, nb_params: dict, overrides: dict) -> tuple
                 str(nb),
                 str(executed),
                 parameters=nb_params,
-                kernel_name=_kernel_name(),
+                kernel_name=kernel,
                 cwd=str(NOTEBOOK_DIR),
                 log_output=True,
                 progress_bar=False,
