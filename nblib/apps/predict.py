@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from nblib.apps import sds, trained
-from nblib.core import provenance, results
+from nblib.core import provenance, quiet, results
 from nblib.data import dicom, pipeline, preprocess
 from nblib.models import gradcam as grad_cam
 from nblib.train import calibration
@@ -62,7 +59,6 @@ AGE_TOLERANCE_MONTHS = 1.0
 # two polarities give answers further apart than this (or than the prediction's own spread) has
 # an answer that depends on a guess, so it is refused.
 POLARITY_TOLERANCE_MONTHS = 6.0
-FRAMEWORK_LOGGERS = ("tensorflow", "absl", "jax", "keras", "h5py")
 
 
 COLUMNS = [
@@ -620,53 +616,12 @@ def _csv_value(v: Any) -> Any:
 
 @contextlib.contextmanager
 def framework_quiet(verbose: bool = False):
-    """Keep TensorFlow's, CUDA's, JAX's and Keras's own messages off the console.
-
-    On a machine without a GPU, TensorFlow's import and first operation write C++ log lines to
-    file descriptor 2 (absl's "All log messages before absl::InitializeLog()", "Could not find
-    cuda drivers", "failed call to cuInit", oneDNN and CPU-feature lines), some of them before
-    ``TF_CPP_MIN_LOG_LEVEL`` is read; Keras and JAX add Python warnings. They say nothing about
-    the patient, so while the block runs, descriptor 2 (and with it ``sys.stderr``) goes to a
-    temporary file, and ``TF_CPP_MIN_LOG_LEVEL=3`` quiets what honours it. If the block fails
-    with anything but a usage error, the file is replayed on stderr, so nothing that explains a
-    crash is lost. ``verbose`` leaves everything as it is. ``CUDA_VISIBLE_DEVICES`` is never
-    touched: a GPU is used when there is one.
+    """Keep TensorFlow's, CUDA's, JAX's and Keras's own messages off the console while the
+    command runs (:func:`nblib.core.quiet.silenced`): they say nothing about the patient. A
+    failure other than a usage error replays them on stderr; ``verbose`` shows them as they come.
     """
-    if verbose:
+    with quiet.silenced(verbose, keep=(trained.UsageError,)):
         yield
-        return
-    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    loggers = {name: logging.getLogger(name) for name in FRAMEWORK_LOGGERS}
-    levels = {name: lg.level for name, lg in loggers.items()}
-    for lg in loggers.values():
-        lg.setLevel(logging.ERROR)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log = tempfile.TemporaryFile()
-    os.dup2(log.fileno(), 2)
-    failed = True
-    try:
-        yield
-        failed = False
-    except trained.UsageError:
-        failed = False
-        raise
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        if failed:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            sys.stderr.flush()
-        log.close()
-        for name, lg in loggers.items():
-            lg.setLevel(levels[name])
-        if level is None:
-            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
-        else:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
 
 
 def main(argv: list[str] | None = None) -> int:

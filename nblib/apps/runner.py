@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from nblib.core import config, locks, results, runfiles
+from nblib.core import config, locks, progress, quiet, results, runfiles
 from nblib.report import seeds as seeds_report
 from nblib.report import summary
 
@@ -55,8 +55,13 @@ OWN_OPTIONS = {
     "output_dir": "--out",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# The kernel's environment: TensorFlow's C++ logging at errors only unless the user chose a level.
-KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# The kernel's environment unless the user chose otherwise: TensorFlow's C++ logging off (its lines
+# say nothing about the radiographs; notebooks load the frameworks through nblib.core.quiet), and
+# progress as one line per finished loop, which is what an executed notebook and its page can show.
+KERNEL_ENV_DEFAULTS = {
+    quiet.LEVEL_VARIABLE: "3",
+    progress.PROGRESS_VARIABLE: progress.LINES,
+}
 
 
 def notebooks() -> list[Path]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib.core import results
+from nblib.core import progress, results
 from nblib.data import duplicates, pipeline
 
 MAX_PIXELS = 50_000_000  # 50 megapixels: far above RSNA's largest (~2,500 x 3,000)
@@ -262,9 +262,7 @@ def _decode_all(
     index = cache.known(size) if known else {}
     bar = None
     if len(paths) > PROGRESS_FROM:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(paths), desc=f"checking and decoding images at {size} px")
+        bar = progress.bar(len(paths), f"checking and decoding images at {size} px")
     judged = []
     with ThreadPoolExecutor(max_workers=workers) as ex:
         for verdict in ex.map(lambda p: pipeline.inspect_image(p, size, index, cache), paths):

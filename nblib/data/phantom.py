@@ -27,6 +27,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from nblib.core import progress
+
 VERSION = 2
 AGE_MEAN, AGE_SD, AGE_MIN, AGE_MAX = 127.0, 41.0, 1.0, 228.0
 MALE_FRACTION = 0.54
@@ -456,15 +458,10 @@ def _render_all(jobs: list, workers: int | None) -> None:
     """Draw every image, in processes when there are enough of them, with a progress bar."""
     total = len(jobs)
     workers = workers or min(4, max(1, (os.cpu_count() or 1)))
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
     if workers > 1 and total >= 64:
-        with ProcessPoolExecutor(workers) as ex:
-            it = ex.map(_render_one, jobs, chunksize=16)
-            for _ in tqdm(it, total=total, desc="synthetic hands", leave=False) if tqdm else it:
-                pass
+        with ProcessPoolExecutor(workers) as ex, progress.bar(total, "synthetic hands") as bar:
+            for _ in ex.map(_render_one, jobs, chunksize=16):
+                bar.update()
     else:
         for job in jobs:
             _render_one(job)

@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from nblib.core import progress as progress_bar
+
 RADIOGRAPH_BITS = (10, 12, 14, 16)  # bit depths radiographs are stored with in 16-bit PNGs
 MIN_SIDE = 32  # a smaller image holds no hand worth measuring
 BLANK_STD = 2.0  # gray levels of 255: below this standard deviation an image is blank
@@ -190,9 +192,7 @@ class DecodeCache:
     def _decode_into(self, out, paths, todo, image_size, progress) -> None:
         bar = None
         if progress and len(todo) > 200:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(todo), desc=f"decoding images at {image_size} px", leave=False)
+            bar = progress_bar.bar(len(todo), f"decoding images at {image_size} px", leave=False)
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as ex:
             for i, img in zip(
                 todo, ex.map(lambda j: decode(paths[j], image_size), todo), strict=True
