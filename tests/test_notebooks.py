@@ -182,6 +182,48 @@ def test_console_shows_progress_and_no_framework_messages(smoke_run):
     assert "Trained epochs" not in first + resumed
 
 
+# What a reader of an executed notebook must not meet: the frameworks' start-up lines, text-mode
+# progress bars (each redraw kept as a line of its own) and the machine's own folders.
+NOT_ON_A_PAGE = re.compile(
+    r"^[IWEF]\d{4} |absl::|cuda|onednn|cuInit|IProgress|\d+%\|[^\n]*\||it/s\]|\r",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _page_texts(nb_path: Path):
+    """Every output of an executed notebook as ``(cell index, kind, text)``."""
+    nb = nbformat.read(nb_path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                yield i, o.get("name"), o.get("text", "")
+            for mime, value in (o.get("data") or {}).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    yield i, mime, value if isinstance(value, str) else json.dumps(value)
+            if o.get("output_type") == "error":
+                yield i, "error", "\n".join(o.get("traceback", []))
+
+
+def test_executed_notebooks_hold_no_framework_line_text_bar_or_machine_path(smoke_run):
+    out = smoke_run[0]
+    pages = sorted((out / "notebooks").glob("*.ipynb"))
+    assert [p.stem for p in pages] == EXPECTED
+    machine = [str(ROOT), str(ROOT.resolve())]
+    for page in pages:
+        for i, kind, text in _page_texts(page):
+            where = f"{page.name} cell {i} ({kind})"
+            assert kind != "stderr", f"{where} wrote to stderr: {text[:300]!r}"
+            m = NOT_ON_A_PAGE.search(text)
+            assert m is None, f"{where}: {m.group(0)!r} in {text[:300]!r}"
+            for folder in machine:
+                assert folder not in text, (
+                    f"{where} shows the machine's path {folder}: {text[:300]!r}"
+                )
+            for line in text.splitlines():  # the run folder the test chose appears once, as chosen
+                if str(out) in line:
+                    assert '"output_dir":' in line, f"{where} shows the run folder: {line!r}"
+
+
 def test_run_leaves_index_linking_every_notebook_and_the_report(smoke_run):
     out, _, resumed = smoke_run
     index = (out / "index.html").read_text()

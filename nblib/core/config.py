@@ -555,8 +555,27 @@ def set_seed(seed: int) -> None:
         pass
 
 
+def shown(path: str | Path, run: Path | None = None) -> str:
+    """A path as a page shows it, without the machine's folders: relative to the run folder
+    ``run`` when inside it ("03_resnet50/curves.png"), else relative to the repository when
+    inside the folder that holds it ("data/synthetic", "runs/cpu", "../shared/data/rsna-full"),
+    else as given (a folder the user chose elsewhere)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    for base, rel in ((run, False), (ROOT, True)):
+        if base is None:
+            continue
+        base = Path(base).resolve()
+        inside = base.parent if rel else base
+        if p.resolve().is_relative_to(inside):
+            return os.path.relpath(p.resolve(), base)
+    return str(p)
+
+
 def describe(cfg: Config) -> str:
-    """A short human-readable summary for a notebook's config cell."""
+    """A short human-readable summary for a notebook's config cell; the folders as
+    :func:`shown` gives them (relative to the repository)."""
     keys = (
         "profile",
         "data_dir",
@@ -572,7 +591,7 @@ def describe(cfg: Config) -> str:
     )
     return json.dumps(
         {
-            k: str(getattr(cfg, k)) if isinstance(getattr(cfg, k), Path) else getattr(cfg, k)
+            k: shown(getattr(cfg, k)) if isinstance(getattr(cfg, k), Path) else getattr(cfg, k)
             for k in keys
         },
         indent=1,

@@ -215,11 +215,14 @@ def save_split(cfg, split: splitting.Split) -> list[Path]:
     written = []
     if split.dropped:
         path = results.write_csv(cfg.run_dir / runfiles.DROPPED_ROWS, pd.DataFrame(split.dropped))
-        print(f"Dropped {len(split.dropped)} bad row(s); listed in {path}")
+        print(
+            f"Dropped {len(split.dropped)} bad row(s); listed in {config.shown(path, cfg.output_dir)}"
+        )
         written.append(path)
     if split.warnings:
         path = results.write_csv(cfg.run_dir / runfiles.DATA_WARNINGS, pd.DataFrame(split.warnings))
-        print(f"WARNING: {len(split.warnings)} image(s) kept despite a warning; listed in {path}")
+        shown = config.shown(path, cfg.output_dir)
+        print(f"WARNING: {len(split.warnings)} image(s) kept despite a warning; listed in {shown}")
         written.append(path)
     path = splitting.split_file(cfg)
     if not path.is_file():

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from nblib.core import results, runfiles, runtime, timing
+from nblib.core import config, results, runfiles, runtime, timing
 from nblib.train import averaging, checkpoints
 from nblib.train import metrics as nb_metrics
 
@@ -186,7 +186,8 @@ def fit(
     total = int(epochs or cfg.epochs)
     ckpt = run_dir / runfiles.CHECKPOINTS / (tag or "main")
     history_path = run_dir / runfiles.history(tag)
-    state, rows = _resume(model, ckpt, history_path, checkpoints.signature(model, cfg))
+    where = config.shown(ckpt, cfg.output_dir)  # as the page shows it: inside the run folder
+    state, rows = _resume(model, ckpt, history_path, checkpoints.signature(model, cfg), where)
     start = state["epoch"]
     if hasattr(train_ds, "set_epoch"):  # feed epoch ``start`` as an uninterrupted run would
         train_ds.set_epoch(start)
@@ -209,7 +210,7 @@ def fit(
     return history
 
 
-def _resume(model: keras.Model, ckpt: Path, history_path: Path, signature: str):
+def _resume(model: keras.Model, ckpt: Path, history_path: Path, signature: str, where: str):
     """The training state and history rows to continue from: the checkpoint's when it was made
     with these settings (its weights and optimizer state restored into ``model``), else a fresh
     start (a checkpoint of other settings, or without its weights, is deleted, saying so)."""
@@ -225,12 +226,12 @@ def _resume(model: keras.Model, ckpt: Path, history_path: Path, signature: str):
     rows: list[dict] = []
     if state_path.is_file() and json.loads(state_path.read_text()).get("signature") != signature:
         print(
-            f"The checkpoint in {ckpt} was made with other settings (data, size, width, batch, rate or "
+            f"The checkpoint in {where} was made with other settings (data, size, width, batch, rate or "
             "seed): starting this training afresh"
         )
         shutil.rmtree(ckpt)
     elif state_path.is_file() and not (ckpt / runfiles.LAST_WEIGHTS).is_file():
-        print(f"The checkpoint in {ckpt} lacks its weights file: starting this training afresh")
+        print(f"The checkpoint in {where} lacks its weights file: starting this training afresh")
         shutil.rmtree(ckpt)
     if state_path.is_file():
         state = json.loads(state_path.read_text())
@@ -239,7 +240,7 @@ def _resume(model: keras.Model, ckpt: Path, history_path: Path, signature: str):
             history = results.read_csv(history_path)  # a damaged file is named, not a traceback
             rows = history[history["epoch"] <= state["epoch"]].to_dict("records")
         if state["epoch"]:
-            print(f"Continuing from the checkpoint of epoch {state['epoch']} in {ckpt}")
+            print(f"Continuing from the checkpoint of epoch {state['epoch']} in {where}")
     return state, rows
 
 
