@@ -439,6 +439,8 @@ def calibrate(cfg, parts, ens: Ensemble) -> Calibrated:
     )
     summary = calibration.coverage(fit, ens.test, true, test["male"].to_numpy(bool))
     summary["corrected"] = metrics.regression(true, corrected)
+    train_mean = float(parts["train"]["boneage"].mean())
+    summary["corrected_intervals"] = evaluation.intervals(true, corrected, train_mean)
     return Calibrated(fit, summary, bands, corrected, low, high)
 
 

@@ -36,6 +36,44 @@ PAPER2_TABLE5 = {
     "ae_bonet": {450: (9.9, 161.1), 256: (9.3, 144.6)},
 }
 
+# Published results on RSNA's official test-200 (and paper 2's on its own 200-image split of the
+# training table), shown beside a run's own numbers on that table (report.leaderboard). MAE is the
+# mean absolute difference from the test set's ground truth (the RSNA papers call it MAD).
+TEST200_PUBLISHED = [
+    {
+        "system": "Paper 1, GELU ResNet-50 (256 px)",
+        "rmse": 17.85,
+        "r2": 0.8108,
+        "source": "paper 1, Table I",
+    },
+    {
+        "system": "Paper 1, Inception-V4 (256 px)",
+        "rmse": 15.09,
+        "r2": 0.8634,
+        "source": "paper 1, Table I",
+    },
+    {
+        "system": "Paper 2, AE-BoNet (256 px)",
+        "mae": 9.3,
+        "source": "paper 2, Table 5 (its own random split of the training table, not test-200)",
+    },
+    {
+        "system": "RSNA 2017 challenge winner",
+        "mae": 4.265,
+        "source": "Halabi et al., Radiology 2019;290:498-503",
+    },
+    {
+        "system": "BoneXpert version 3",
+        "rmse": 5.4,
+        "source": "Thodberg et al., Sci Rep 2022;12:6388 (RMS error 0.45 years)",
+    },
+    {
+        "system": "Deeplasia (512 px, ensemble, GPU)",
+        "mae": 3.87,
+        "source": "Rassmann et al., Pediatr Radiol 2024",
+    },
+]
+
 # What both papers' training used where a scaled profile may differ (Keras defaults, constant Adam
 # rate): the report lists every departure from these beside the results.
 PAPER_TRAINING = {

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nblib.core import results, runfiles
-from nblib.report import claims, plots, reference, tables
+from nblib.core import config, results, runfiles
+from nblib.report import claims, leaderboard, plots, reference, tables
 from nblib.train import statistics
 
 PAPER1_MODELS = {
@@ -42,6 +42,9 @@ PAIRED_VERDICTS = ("better", "worse", "no difference shown")  # of statistics.ve
 # (nblib.train.evaluation.BOOTSTRAP_SEED, not imported: the report needs no Keras).
 BOOTSTRAP_SEED = 0
 INTERVAL_KEYS = ("mae", "rmse", "r2", "mean_predictor_mae", "ratio_to_mean_predictor")
+LEADERBOARD_TITLE = (
+    "Every model on one benchmark: the official test table (RSNA's test-200 on its data)"
+)
 TITLES = {
     "claims": "Claims: each paper's statements against this run, with a verdict by a stated rule",
     "table1": "Table I (paper 1): test metrics, paper vs ours",
@@ -743,7 +746,7 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     lines = [
         "# Reproduction report",
         "",
-        f"Run: `{report.output_dir}`; written {time.strftime('%Y-%m-%d %H:%M')}. Every 'ours' number "
+        f"Run: `{config.shown(report.output_dir)}`; written {time.strftime('%Y-%m-%d %H:%M')}. Every 'ours' number "
         "below is read from that run's result files (listed at the end); columns marked "
         "'(reference)' are the papers' published values.",
         "",
@@ -751,6 +754,9 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     if report.missing:
         lines += ["**Missing results** (the report covers only what exists):", ""]
         lines += [f"- {m}" for m in report.missing] + [""]
+    board = leaderboard.entries(report.output_dir)
+    if board:
+        lines += [f"## {LEADERBOARD_TITLE}", "", leaderboard.markdown(board)]
     for name in TITLES:
         if name in report.tables:
             lines += [f"## {TITLES[name]}", "", _md_table(report.tables[name]), ""]

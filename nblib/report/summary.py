@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nblib.core import results, runfiles, timing
+from nblib.core import config, results, runfiles, timing
+from nblib.report import leaderboard
 from nblib.train import statistics
 
 REPORT = Path(runfiles.REPORT_DIR) / runfiles.REPORT
@@ -180,7 +181,7 @@ def console_table(table: list[dict]) -> str:
 def write(out_dir: Path, table: list[dict]) -> tuple[Path, Path]:
     """``summary.md`` and ``summary.csv`` at the run folder's root (atomic writes)."""
     md = [
-        f"# Summary of the run in {out_dir}",
+        f"# Summary of the run in {config.shown(out_dir)}",
         "",
         f"Written {time.strftime('%Y-%m-%d %H:%M')}. 'ratio' is the headline MAE divided by "
         "the MAE of predicting the training mean (below 1: the model learnt something). "
@@ -191,10 +192,24 @@ def write(out_dir: Path, table: list[dict]) -> tuple[Path, Path]:
         "|" + "---|" * len(HEADER),
     ]
     md += ["| " + " | ".join(c.replace("|", "/") for c in _cells(r)) + " |" for r in table]
+    md += _every_model(out_dir)
     md_path = results.write_text(out_dir / "summary.md", "\n".join(md) + "\n")
     frame = pd.DataFrame(table, columns=COLUMNS + INTERVAL_COLUMNS)
     csv_path = results.write_csv(out_dir / "summary.csv", frame)
     return md_path, csv_path
+
+
+def _every_model(out_dir: Path) -> list[str]:
+    """Every model's score on the official test table (:mod:`nblib.report.leaderboard`), also
+    saved as ``official_test.md`` and ``.csv``; a line naming the problem where a result file
+    cannot be read (the summary must close every run)."""
+    try:
+        written = leaderboard.write(out_dir)
+    except (results.ResultError, KeyError, TypeError, ValueError, AttributeError) as e:
+        return ["", f"Every model on the official test table: not available ({e})."]
+    if written is None:
+        return []
+    return ["", "## Every model on the official test table", "", written[0].read_text()]
 
 
 def _page(title: str, body: str) -> str:
