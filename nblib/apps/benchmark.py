@@ -1,9 +1,10 @@
-"""Throughput benchmarks (not timed tests): ``python -m nblib.apps.benchmark pipeline|train|gpu``.
+"""Throughput benchmarks (not timed tests): ``python -m nblib.apps.benchmark pipeline|train|predict|gpu``.
 
 ``pipeline`` measures the input pipeline's images/s for a first epoch (which decodes) and a
 second (from the cache), against a naive loader that decodes every image every epoch, in one run,
 and prints the ratio. ``train`` measures a model's training images/s at a given size, width and
-batch, with mixed precision and XLA on or off. ``gpu`` is the GPU check: every paper model and
+batch, with mixed precision and XLA on or off. ``predict`` times the prediction command as a
+person starts it: its start-up and its seconds per image after it. ``gpu`` is the GPU check: every paper model and
 keras' ResNet50 at 256 px, the feed, projected paper-profile times and a ``paper-lite`` series,
 written to ``benchmarks/`` as JSON and Markdown.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -539,6 +541,45 @@ def gpu_markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _predict_seconds(model: str, images: list[str], out: Path, extra: list[str]) -> float:
+    """Wall seconds of one ``boneage-predict`` process over ``images``, as a user starts it."""
+    cmd = [sys.executable, "-m", "nblib.apps.predict", *images, "--model", model]
+    t = time.perf_counter()
+    proc = subprocess.run([*cmd, "--out", str(out), *extra], capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"boneage-predict failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def predict_timing(model: str, images: list[str], repeats: int = 3, gradcam: bool = True) -> dict:
+    """The prediction command's start-up and per-image time, as a person meets them: whole
+    processes over one image and over all of ``images``, each ``repeats`` times (medians).
+    Start-up (imports, loading and tracing the models) is the one-image run less one image's
+    share; per image is the difference of the two runs over the extra images."""
+    import statistics as stats
+    import tempfile
+
+    extra = [] if gradcam else ["--no-gradcam"]  # the command's own option
+    one, many = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            one.append(_predict_seconds(model, images[:1], Path(tmp) / f"one{r}", extra))
+            many.append(_predict_seconds(model, images, Path(tmp) / f"many{r}", extra))
+    t1, tn = stats.median(one), stats.median(many)
+    per_image = (tn - t1) / max(1, len(images) - 1)
+    return {
+        "model": model,
+        "images": len(images),
+        "gradcam": gradcam,
+        "repeats": repeats,
+        "one_image_s": one,
+        "all_images_s": many,
+        "startup_s": t1 - per_image,
+        "per_image_s": per_image,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per measurement."""
     from nblib.core import config
@@ -574,6 +615,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--image-size", type=int, default=128)
     f.add_argument("--width", type=float, default=0.25)
     f.add_argument("--batch-size", type=int, default=16)
+    q = sub.add_parser("predict", help="boneage-predict's start-up and per-image time")
+    q.add_argument("--model", required=True, help="a model file or an ensemble folder (07's)")
+    q.add_argument("images", nargs="+", help="image files (20 or so: the first also runs alone)")
+    q.add_argument("--repeats", type=int, default=3)
+    q.add_argument("--no-gradcam", action="store_true")
+    q.add_argument("--out", default=None, help="write the numbers as JSON here")
     g = sub.add_parser("gpu", help="the GPU check (models, feed, projections, paper-lite series)")
     g.add_argument("--out", default=str(config.ROOT / "benchmarks"))
     g.add_argument("--image-size", type=int, default=256)
@@ -640,6 +687,18 @@ def _train_command(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.what == "predict":
+        res = predict_timing(args.model, args.images, args.repeats, not args.no_gradcam)
+        print(
+            f"boneage-predict, {res['images']} images, Grad-CAM {'on' if res['gradcam'] else 'off'}"
+            f": start-up {res['startup_s']:.1f} s, then {res['per_image_s']:.2f} s an image "
+            f"(medians of {res['repeats']} runs)"
+        )
+        if args.out:
+            from nblib.core import provenance, results
+
+            results.write_json(Path(args.out), {**res, "provenance": provenance.provenance()})
+        return 0
     if args.what == "feeds":
         print(json.dumps(feed_comparison(args.image_size, args.width, args.batch_size)))
         return 0
