@@ -59,6 +59,10 @@ AGE_TOLERANCE_MONTHS = 1.0
 # two polarities give answers further apart than this (or than the prediction's own spread) has
 # an answer that depends on a guess, so it is refused.
 POLARITY_TOLERANCE_MONTHS = 6.0
+# Up to this many images the models are called eagerly; beyond it their prediction is traced
+# once first. Tracing costs seconds a model and saves a few tenths of a second an image
+# (``python -m nblib.apps.benchmark predict``; benchmarks/cpu.md).
+EAGER_UP_TO = 8
 
 
 COLUMNS = [
@@ -553,8 +557,9 @@ def run(
     items = collect(inputs, sex, age)
     members = [m for m in models if isinstance(m, trained.Member)]
     paths = [str(m) for m in models if not isinstance(m, trained.Member)]
+    traced = len(items) > EAGER_UP_TO
     for p, w in trained.weighted_models(paths):
-        members.append(trained.load_member(p))
+        members.append(trained.load_member(p, traced))
         members[-1].weight = w
     # the calibration of one ensemble folder, when that folder is all the models given
     cal = trained.calibration_of(paths) if len(paths) == len(models) else None

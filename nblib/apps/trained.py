@@ -87,8 +87,10 @@ class Member:
 
     :meth:`predict` makes one call per image for all test-time variants, through a model that
     also returns the Grad-CAM feature map (:class:`gradcam.GradCam`), so that the heat map costs only
-    the gradient through the model's small head. :meth:`warm_up` traces that call once at
-    loading, so that every image then costs the same.
+    the gradient through the model's small head. A ``traced`` member runs that call as a
+    compiled graph, traced once at loading (:meth:`warm_up`: seconds for a large model, then
+    a few milliseconds an image); an untraced one calls the model eagerly (nothing to trace,
+    a few tenths of a second an image), which is faster for a handful of images.
     """
 
     path: Path
@@ -101,6 +103,7 @@ class Member:
     cam: gradcam.GradCam | None = None
     cam_problem: str | None = None  # why there is no Grad-CAM
     weight: float = 1.0  # its share of the ensemble's average
+    traced: bool = True  # a compiled prediction (traced at loading) or eager calls
     _runner: Any = field(default=None, repr=False)
 
     @property
@@ -123,7 +126,13 @@ class Member:
             inputs = self.model.inputs if self.needs_sex else self.model.inputs[0]
             outputs = [self.cam.layer.output, self.model.output] if self.cam else self.model.output
             self._runner = keras.Model(inputs, outputs)
-        out = self._runner.predict_on_batch(self.feed(images, sex))
+        x = self.feed(images, sex)
+        if self.traced:
+            out = self._runner.predict_on_batch(x)
+        else:
+            out = keras.tree.map_structure(
+                keras.ops.convert_to_numpy, self._runner(x, training=False)
+            )
         fmap, y = (out[0], out[1]) if self.cam else (None, out)
         return np.asarray(y, np.float64).reshape(len(images)), fmap
 
@@ -145,8 +154,9 @@ class Member:
         }
 
 
-def load_member(path: Path) -> Member:
-    """Load a saved model (safe mode, no compile) and check what it takes and gives."""
+def load_member(path: Path, traced: bool = True) -> Member:
+    """Load a saved model (safe mode, no compile) and check what it takes and gives; ``traced``
+    traces its prediction now (see :class:`Member`)."""
     import keras
 
     try:
@@ -183,10 +193,11 @@ def load_member(path: Path) -> Member:
             f"takes {list(names)}"
         )
     tta = tuple(extra.get("tta", preprocess.TTA))
-    member = Member(path, model, size, names, prep, tta, sidecar is not None)
+    member = Member(path, model, size, names, prep, tta, sidecar is not None, traced=traced)
     try:
         member.cam = gradcam.GradCam(model, names)
     except (ValueError, NotImplementedError) as e:
         member.cam_problem = str(e).strip()[:200]
-    member.warm_up()
+    if traced:
+        member.warm_up()
     return member
