@@ -293,6 +293,16 @@ def test_series_writes_results_and_report(smoke_run):
     assert "The test labels each score was computed against" in report
     summary = reporting.summary_table(reporting.build(out))
     assert "07 ensemble (beyond the papers)" in set(summary["model"])
+    # the data-scaling step (one subset at the smoke profile, then the full training set)
+    curve = results.read_csv(beyond / "data_scaling.csv")
+    assert list(curve["train_images"])[0] == 20 and len(curve) == 2
+    assert (curve["test_mae_low"] <= curve["test_mae"]).all()
+    assert (beyond / "data_scaling.png").stat().st_size > 1000
+    assert "against the number of training images" in report
+    # every model on one benchmark, in the report and the summary
+    assert "Every model on one benchmark" in report
+    assert "Every model on the official test table" in (out / "summary.md").read_text()
+    assert (out / "official_test.csv").is_file()
 
 
 def _ordered(ci: dict) -> bool:

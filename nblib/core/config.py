@@ -96,6 +96,7 @@ class Config:
     ] = ()  # 07's ladder rungs to train; () = all (see nblib.experiments.beyond.LADDER)
     long_epochs: int = 0  # 07's last rung "long": the whole recipe this many epochs; 0 = none
     interval_level: float = 0.9  # 07's prediction intervals: the share of true ages they cover
+    scaling_sizes: tuple[int, ...] = ()  # 07's data-scaling curve: training-set sizes; () = none
 
     def __post_init__(self) -> None:
         problems = [
@@ -209,6 +210,11 @@ _RULES = (
         "baseline_weights must be imagenet or none, got {v!r}",
     ),
     ("interval_level", lambda v: 0 < v < 1, "interval_level must be in (0, 1), got {v}"),
+    (
+        "scaling_sizes",
+        lambda v: all(int(n) >= 2 for n in v),
+        "scaling_sizes must list training-set sizes of at least 2 images, got {v}",
+    ),
 )
 _SWITCH_VALUES = ("auto", "on", "off")
 

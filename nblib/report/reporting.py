@@ -757,6 +757,7 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     board = leaderboard.entries(report.output_dir)
     if board:
         lines += [f"## {LEADERBOARD_TITLE}", "", leaderboard.markdown(board)]
+    lines += _scaling_section(report.output_dir)
     for name in TITLES:
         if name in report.tables:
             lines += [f"## {TITLES[name]}", "", _md_table(report.tables[name]), ""]
@@ -769,6 +770,23 @@ def write(report: Report, out_dir: Path | str | None = None) -> Path:
     lines += [f"- {n}" for n in differences(report)] or ["- No results to compare yet."]
     lines += ["", "## Sources", ""] + [f"- {k}: `{v}`" for k, v in report.sources.items()]
     return results.write_text(out_dir / runfiles.REPORT, "\n".join(lines) + "\n")
+
+
+def _scaling_section(output_dir: Path) -> list[str]:
+    """07's data-scaling curve (test MAE against training-set size), where the run made one."""
+    stem = Path(runfiles.BEYOND_DIR) / runfiles.DATA_SCALING
+    csv = output_dir / stem.with_suffix(".csv")
+    if not csv.is_file():
+        return []
+    table = results.read_csv(csv)
+    return [
+        "## Test MAE against the number of training images (notebook 07's best recipe)",
+        "",
+        _md_table(table.round(2)),
+        "",
+        f"![data scaling](../{stem.with_suffix('.png')})",
+        "",
+    ]
 
 
 def _ratio(a: Any, b: Any) -> float | None:
