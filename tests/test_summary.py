@@ -170,7 +170,7 @@ def test_set_counts_in_the_fingerprint_through_the_command_line(tmp_path, fake_p
 def test_kernel_logs_quietly_unless_the_user_chose_a_level(tmp_path, fake_papermill, monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     assert runner.run("smoke", out=str(tmp_path / "a"), only="3") == 0
-    assert fake_papermill.tf_log_level == "2" and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    assert fake_papermill.tf_log_level == "3" and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
     assert runner.run("smoke", out=str(tmp_path / "b"), only="3") == 0
     assert fake_papermill.tf_log_level == "0"
