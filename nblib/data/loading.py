@@ -63,9 +63,10 @@ def load_dataset(
     df.attrs["duplicates"] = pairs[kept].to_dict("records")
     if len(warnings):
         print(
-            f"WARNING: {len(warnings)} image(s) of {data_dir} look wrong but were kept:\n  - "
+            f"WARNING: {len(warnings)} image(s) of {config.shown(data_dir)} look wrong but were kept:\n  - "
             + "\n  - ".join(
-                f"id {r.id}: {r.reason} ({r.path})" for r in warnings.head(20).itertuples()
+                f"id {r.id}: {r.reason} ({config.shown(r.path)})"
+                for r in warnings.head(20).itertuples()
             )
         )
     return df
