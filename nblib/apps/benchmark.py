@@ -552,7 +552,9 @@ def _predict_seconds(model: str, images: list[str], out: Path, extra: list[str])
     return seconds
 
 
-def predict_timing(model: str, images: list[str], repeats: int = 3, gradcam: bool = True) -> dict:
+def predict_timing(
+    model: str, images: list[str], repeats: int = 3, gradcam: bool = True, sex: str | None = None
+) -> dict:
     """The prediction command's start-up and per-image time, as a person meets them: whole
     processes over one image and over all of ``images``, each ``repeats`` times (medians).
     Start-up (imports, loading and tracing the models) is the one-image run less one image's
@@ -560,7 +562,7 @@ def predict_timing(model: str, images: list[str], repeats: int = 3, gradcam: boo
     import statistics as stats
     import tempfile
 
-    extra = [] if gradcam else ["--no-gradcam"]  # the command's own option
+    extra = ([] if gradcam else ["--no-gradcam"]) + (["--sex", sex] if sex else [])
     one, many = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
@@ -572,6 +574,7 @@ def predict_timing(model: str, images: list[str], repeats: int = 3, gradcam: boo
         "model": model,
         "images": len(images),
         "gradcam": gradcam,
+        "sex": sex,
         "repeats": repeats,
         "one_image_s": one,
         "all_images_s": many,
@@ -620,6 +623,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("images", nargs="+", help="image files (20 or so: the first also runs alone)")
     q.add_argument("--repeats", type=int, default=3)
     q.add_argument("--no-gradcam", action="store_true")
+    q.add_argument("--sex", default=None, help="M or F, for models that take the sex")
     q.add_argument("--out", default=None, help="write the numbers as JSON here")
     g = sub.add_parser("gpu", help="the GPU check (models, feed, projections, paper-lite series)")
     g.add_argument("--out", default=str(config.ROOT / "benchmarks"))
@@ -688,7 +692,7 @@ def _train_command(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.what == "predict":
-        res = predict_timing(args.model, args.images, args.repeats, not args.no_gradcam)
+        res = predict_timing(args.model, args.images, args.repeats, not args.no_gradcam, args.sex)
         print(
             f"boneage-predict, {res['images']} images, Grad-CAM {'on' if res['gradcam'] else 'off'}"
             f": start-up {res['startup_s']:.1f} s, then {res['per_image_s']:.2f} s an image "
