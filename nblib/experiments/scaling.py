@@ -17,7 +17,6 @@ import pandas as pd
 
 from nblib.core import results, runfiles
 from nblib.experiments import beyond
-from nblib.train import evaluation, metrics
 
 CSV = f"{runfiles.DATA_SCALING}.csv"
 FIGURE = f"{runfiles.DATA_SCALING}.png"
@@ -47,13 +46,14 @@ def _subset(images, parts, sex, idx):
 
 
 def _row(n: int, rung: beyond.Rung, parts) -> dict:
+    """One point: the rung's test metrics with the four flips, as 07 scores its rungs
+    (:func:`beyond.rung_metrics`)."""
     true = parts["test"]["boneage"].to_numpy(float)
-    pred = rung.test.mean(0)  # with the four flips, as the rung is scored
-    ci = evaluation.intervals(true, pred, float(parts["train"]["boneage"].mean())) or {}
-    mae = ci.get("mae") or {}
+    m = beyond.rung_metrics(rung, true, float(parts["train"]["boneage"].mean()))
+    mae = (m["intervals_tta"] or {}).get("mae") or {}
     return {
         "train_images": n,
-        "test_mae": metrics.regression(true, pred)["mae"],
+        "test_mae": m["test_tta"]["mae"],
         "test_mae_low": mae.get("low"),
         "test_mae_high": mae.get("high"),
         "train_minutes": rung.seconds / 60,
