@@ -41,6 +41,7 @@ STAGES = "stages.csv"
 ABLATION = "ablation.csv"
 ENSEMBLE = "ensemble.json"  # members (paths relative to the folder) and validation-chosen weights
 CROP_BOXES = "crop_boxes.csv"
+VALIDATION_PREDICTIONS = "validation_predictions.csv"  # 07: what its calibration was fitted on
 DATA_SCALING = "data_scaling"  # .csv and .png: 07's test MAE against training-set size
 BEYOND_MODELS = "models"  # models/<rung>.keras with <rung>.preprocess.json beside each
 

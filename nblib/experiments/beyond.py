@@ -567,6 +567,9 @@ def save(
         pred = pred.assign(corrected=cal.corrected, interval_low=cal.low, interval_high=cal.high)
         results.write_csv(cfg.run_dir / runfiles.table("error_by_age_band"), cal.bands)
     results.write_csv(cfg.run_dir / runfiles.PREDICTIONS, pred)
+    results.write_csv(
+        cfg.run_dir / runfiles.VALIDATION_PREDICTIONS, validation_frame(parts, ens, cal)
+    )
     results.write_csv(cfg.run_dir / runfiles.ABLATION, table)
     _write_ensemble(cfg, rungs, ens, faithful, cal)
     mean = evaluation.mean_predictor(parts["train"], test, loss="msle")
@@ -591,6 +594,24 @@ def save(
         },
         model="beyond",
     )
+
+
+def validation_frame(parts, ens: Ensemble, cal: Calibrated) -> pd.DataFrame:
+    """The ensemble's validation predictions, on which its weights, bias correction and
+    intervals were fitted (and its corrected estimates there), so that any of them can be
+    checked or refitted without the test set."""
+    val = parts["validation"]
+    frame = pd.DataFrame(
+        {
+            "id": val["id"].to_numpy(),
+            "true": val["boneage"].to_numpy(),
+            "predicted": ens.val,
+            "male": val["male"].to_numpy(bool),
+        }
+    )
+    if cal.fit is not None:
+        frame["corrected"] = cal.fit.correct(ens.val, frame["male"].to_numpy(bool))
+    return frame
 
 
 def _write_ensemble(cfg, rungs: list[Rung], ens: Ensemble, faithful, cal: Calibrated) -> None:
