@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nblib.core import config
@@ -27,3 +28,30 @@ def test_the_parameter_is_checked():
     with pytest.raises(config.ConfigError, match="scaling_sizes"):
         config.make("07_beyond", "cpu", scaling_sizes=(1,))
     assert config.make("07_beyond", "smoke").scaling_sizes == (20,)
+
+
+def _rung(test: np.ndarray):
+    from nblib.experiments import beyond
+
+    return beyond.Rung(
+        "p", "point", beyond.Recipe(), None, pd.DataFrame(), test[None], test[None], 60.0, 1
+    )
+
+
+def test_each_point_is_compared_with_the_one_before_on_the_same_images():
+    rng = np.random.default_rng(0)
+    true = rng.uniform(10, 220, 200)
+    parts = {
+        "train": pd.DataFrame({"boneage": rng.uniform(10, 220, 50)}),
+        "test": pd.DataFrame({"boneage": true}),
+    }
+    worse = true + rng.normal(0, 30, 200)
+    better = true + rng.normal(0, 5, 200)
+    first = scaling._row(100, _rung(worse), parts, None)
+    second = scaling._row(200, _rung(better), parts, worse)
+    same = scaling._row(400, _rung(better), parts, better)
+    assert first["verdict"] is None and first["vs_previous"] is None
+    assert second["verdict"] == "better" and second["test_mae"] < first["test_mae"]
+    assert second["vs_previous"].startswith("-")
+    assert same["verdict"] == "no difference shown"
+    assert first["test_mae_low"] <= first["test_mae"] <= first["test_mae_high"]

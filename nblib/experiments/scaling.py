@@ -6,7 +6,8 @@ The subsets are nested (one seeded permutation of the training table, its first 
 each holds the smaller ones; validation and test stay whole, and the full training set is the
 rung itself, not trained again. Every point trains the same recipe for the same epochs, from the
 same initial draws: smaller sets take fewer steps, as a reader who has fewer images would. Each
-point is resumable (``checkpoints/scale-<n>``). ``scaling_sizes`` (empty in every profile's
+point is resumable (``checkpoints/scale-<n>``), and each is compared with the point before it by a
+paired bootstrap on the same test images (``vs_previous``, ``verdict``). ``scaling_sizes`` (empty in every profile's
 series run) names the sizes; the README gives the command.
 """
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from nblib.core import results, runfiles
 from nblib.experiments import beyond
+from nblib.train import statistics
 
 CSV = f"{runfiles.DATA_SCALING}.csv"
 FIGURE = f"{runfiles.DATA_SCALING}.png"
@@ -45,18 +47,22 @@ def _subset(images, parts, sex, idx):
     return images, parts, sex
 
 
-def _row(n: int, rung: beyond.Rung, parts) -> dict:
+def _row(n: int, rung: beyond.Rung, parts, before: np.ndarray | None) -> dict:
     """One point: the rung's test metrics with the four flips, as 07 scores its rungs
-    (:func:`beyond.rung_metrics`)."""
+    (:func:`beyond.rung_metrics`), and the paired bootstrap of its MAE against the point before
+    (``before``: that point's test predictions; None for the first)."""
     true = parts["test"]["boneage"].to_numpy(float)
     m = beyond.rung_metrics(rung, true, float(parts["train"]["boneage"].mean()))
     mae = (m["intervals_tta"] or {}).get("mae") or {}
+    vs = None if before is None else beyond.paired_mae(true, rung.test.mean(0), before)
     return {
         "train_images": n,
         "test_mae": m["test_tta"]["mae"],
         "test_mae_low": mae.get("low"),
         "test_mae_high": mae.get("high"),
         "train_minutes": rung.seconds / 60,
+        "vs_previous": statistics.fmt(vs["difference"], vs["low"], vs["high"], 2) if vs else None,
+        "verdict": vs["verdict"] if vs else None,
     }
 
 
@@ -67,15 +73,16 @@ def curve(cfg, step, images, parts, sex, strategy, full: beyond.Rung) -> pd.Data
     if not cfg.scaling_sizes:
         return None
     n_train = len(parts["train"])
-    rows = []
+    rows, before = [], None
     for i, n in enumerate(sizes_of(cfg.scaling_sizes, n_train)):
         key, label, recipe = step
         print(f"[progress] 07 data scaling {i + 1}: {n:,} training images", flush=True)
         sub = _subset(images, parts, sex, subset_index(n_train, n, cfg.seed))
         rung = beyond.train_rung(cfg, f"scale-{n}", f"{label} ({n} images)", recipe, *sub, strategy)
-        rows.append(_row(n, rung, sub[1]))
+        rows.append(_row(n, rung, sub[1], before))
+        before = rung.test.mean(0)
         results.write_csv(cfg.run_dir / CSV, pd.DataFrame(rows))
-    rows.append(_row(n_train, full, parts))
+    rows.append(_row(n_train, full, parts, before))
     table = pd.DataFrame(rows)
     results.write_csv(cfg.run_dir / CSV, table)
     return table
