@@ -117,6 +117,10 @@ def test_notebook_07_fits_on_validation_only_and_measures_on_test(tmp_path):
     cal = beyond.calibrate(cfg, parts, ens)
     assert cal.fit is not None and 0.8 < cal.test["coverage"] <= 1.0
     assert "of true ages inside the 90% intervals" in beyond.describe_calibration(cal)
+    worst = cal.test["worst_band_bias"]
+    assert worst["before"]["bias"] > 10 and not worst["before"]["within_limit"]
+    assert abs(worst["after"]["bias"]) < abs(worst["before"]["bias"])
+    assert "Largest mean error of an age band" in beyond.describe_calibration(cal)
     bands = cal.bands.set_index(["model", "group"])
     young = [g for g in cal.bands["group"].unique() if g.startswith("0")][0]
     assert bands.loc[("ensemble", young), "bias"] > 10

@@ -438,20 +438,60 @@ def calibrate(cfg, parts, ens: Ensemble) -> Calibrated:
         }
     )
     summary = calibration.coverage(fit, ens.test, true, test["male"].to_numpy(bool))
+    summary["worst_band_bias"] = worst_band_bias(bands)
     summary["corrected"] = metrics.regression(true, corrected)
     train_mean = float(parts["train"]["boneage"].mean())
     summary["corrected_intervals"] = evaluation.intervals(true, corrected, train_mean)
     return Calibrated(fit, summary, bands, corrected, low, high)
 
 
+BAND_MIN_N = 15  # an age band's mean error is judged where it holds at least this many images
+
+
+BAND_BIAS_LIMIT = 5.0  # months: the largest mean error by age band a correction should leave
+
+
+def worst_band_bias(bands: pd.DataFrame) -> dict:
+    """The largest absolute mean error (months) over the age bands holding at least
+    ``BAND_MIN_N`` images, before and after the correction, and whether each stays within
+    ``BAND_BIAS_LIMIT``: the band of each, so that a reader sees where it fails."""
+    out = {"min_n": BAND_MIN_N, "limit": BAND_BIAS_LIMIT}
+    for key, model in (("before", "ensemble"), ("after", "ensemble, bias-corrected")):
+        rows = bands[
+            (bands["model"] == model)
+            & bands["group"].str.endswith(" y")
+            & (bands["n"] >= BAND_MIN_N)
+        ].dropna(subset=["bias"])
+        if rows.empty:
+            out[key] = None
+            continue
+        worst = rows.loc[rows["bias"].abs().idxmax()]
+        out[key] = {
+            "band": str(worst["group"]),
+            "bias": float(worst["bias"]),
+            "within_limit": bool(abs(worst["bias"]) <= BAND_BIAS_LIMIT),
+        }
+    return out
+
+
 def describe_calibration(cal: Calibrated) -> str:
-    """What the correction and the intervals gave on the test set, in one sentence."""
+    """What the correction and the intervals gave on the test set, in two sentences."""
     t = cal.test
-    return (
+    text = (
         f"On the {t['n']} test images: {t['coverage']:.1%} of true ages inside the "
         f"{t['level']:.0%} intervals (median width {t['median_width']:.1f} months); test MAE "
         f"after the bias correction {t['corrected']['mae']:.2f} months."
     )
+    worst = t.get("worst_band_bias") or {}
+    if worst.get("before") and worst.get("after"):
+        b, a = worst["before"], worst["after"]
+        text += (
+            f" Largest mean error of an age band with at least {worst['min_n']} images: "
+            f"{b['bias']:+.1f} months ({b['band']}) before the correction, {a['bias']:+.1f} "
+            f"({a['band']}) after, {'within' if a['within_limit'] else 'beyond'} "
+            f"{worst['limit']:.0f} months."
+        )
+    return text
 
 
 def ablation(cfg, parts, rungs, ens: Ensemble, faithful) -> pd.DataFrame:
