@@ -448,6 +448,9 @@ def test_a_model_taking_the_sex_uses_it_and_refuses_without_it(sexed, tmp_path, 
     assert predict.main([str(img), "--model", str(sexed), "--out", str(tmp_path / "cli")]) == 2
     assert "takes the patient's sex" in capsys.readouterr().err
     assert not (tmp_path / "cli" / "predictions.csv").exists()
+    # the console command exits at once after main: its code and message still arrive
+    res = _command([img, "--model", sexed, "--out", tmp_path / "cli"])
+    assert res.returncode == 2 and "takes the patient's sex" in res.stderr
 
 
 def test_sidecar_preprocessing_and_an_ensemble(member, sexed, tmp_path):
