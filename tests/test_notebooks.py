@@ -293,7 +293,7 @@ def test_series_writes_results_and_report(smoke_run):
     # what the weights, correction and intervals were fitted on: validation images, no test id
     fitted_on = results.read_csv(beyond / "validation_predictions.csv")
     tested_on = results.read_csv(beyond / "predictions.csv")
-    assert {"true", "predicted", "corrected"} <= set(fitted_on.columns) and len(fitted_on) > 0
+    assert {"id", "true", "predicted", "male"} <= set(fitted_on.columns) and len(fitted_on) > 0
     assert not set(fitted_on["id"].astype(str)) & set(tested_on["id"].astype(str))
     ablation = results.read_csv(beyond / "ablation.csv")
     assert {"mae_low", "mae_high", "vs_previous", "verdict"} <= set(ablation.columns)
