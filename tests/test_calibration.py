@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nblib.train import calibration
@@ -128,3 +129,24 @@ def test_notebook_07_fits_on_validation_only_and_measures_on_test(tmp_path):
     # the test rows never enter the fit: other test labels, the same correction and intervals
     moved = {**parts, "test": parts["test"].assign(boneage=parts["test"]["boneage"] + 50)}
     assert beyond.calibrate(cfg, moved, ens).fit == cal.fit
+
+
+def test_worst_band_bias_judges_age_bands_of_enough_images_only():
+    from nblib.experiments import beyond
+    from nblib.report import tables
+
+    small, young, mid = tables.AGE_BANDS[:3]
+    sex_row = "male"
+    rows = []
+    for model, biases in (
+        ("ensemble", (40.0, 8.0, -6.0, 30.0)),
+        ("ensemble, bias-corrected", (30.0, 2.0, -4.0, 25.0)),
+    ):
+        for group, n, bias in zip(
+            (small, young, mid, sex_row), (10, 60, 80, 150), biases, strict=True
+        ):
+            rows.append({"model": model, "group": group, "n": n, "MAE": abs(bias), "bias": bias})
+    worst = beyond.worst_band_bias(pd.DataFrame(rows))
+    # the 10-image band and the sex row are not age bands of at least 15 images
+    assert worst["before"] == {"band": young, "bias": 8.0, "within_limit": False}
+    assert worst["after"] == {"band": mid, "bias": -4.0, "within_limit": True}

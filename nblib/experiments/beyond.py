@@ -459,7 +459,7 @@ def worst_band_bias(bands: pd.DataFrame) -> dict:
     for key, model in (("before", "ensemble"), ("after", "ensemble, bias-corrected")):
         rows = bands[
             (bands["model"] == model)
-            & bands["group"].str.endswith(" y")
+            & bands["group"].isin(tables.AGE_BANDS)
             & (bands["n"] >= BAND_MIN_N)
         ].dropna(subset=["bias"])
         if rows.empty:
