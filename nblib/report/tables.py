@@ -160,18 +160,18 @@ def _is_male(male: pd.Series) -> pd.Series:
     return male.astype(str).str.lower().isin(["true", "1", "1.0"])
 
 
-def band_name(lo: int, hi: int) -> str:
+def _band_name(lo: int, hi: int) -> str:
     """An age band's name in the tables: ``"6-10 y"``, or ``"14+ y"`` for the open last band."""
     return f"{lo}-{hi} y" if hi < 100 else f"{lo}+ y"
 
 
-AGE_BANDS = tuple(band_name(lo, hi) for lo, hi in AGE_BANDS_YEARS)  # the bands' names, in order
+AGE_BANDS = tuple(_band_name(lo, hi) for lo, hi in AGE_BANDS_YEARS)  # the bands' names, in order
 
 
 def age_groups(pred: pd.DataFrame) -> list[tuple[str, pd.Series]]:
     """(name, row mask) of every age band (true age, years: 0-2, 2-6, 6-10, 10-14, 14+) and sex."""
     years = pred["true"] / 12.0
-    groups = [(band_name(lo, hi), (years >= lo) & (years < hi)) for lo, hi in AGE_BANDS_YEARS]
+    groups = [(_band_name(lo, hi), (years >= lo) & (years < hi)) for lo, hi in AGE_BANDS_YEARS]
     if "male" in pred:
         male = _is_male(pred["male"])
         groups += [("female", ~male), ("male", male)]
