@@ -89,3 +89,66 @@ def test_one_seed_alone_has_sd_unknown(tmp_path, fake):
     assert runner.run("smoke", out=str(out), only="03", seeds=[42]) == 0
     df = seeds_report.table(out, [42], ["03_resnet50", "04_inception_v4"])
     assert list(df["notebook"]) == ["03_resnet50"] and pd.isna(df.iloc[0]["sd"])
+
+
+def _metrics(folder: Path, doc: dict) -> None:
+    results.write_json(folder / "metrics.json", doc)
+
+
+def test_every_model_across_seeds_with_its_mean_and_sd(tmp_path):
+    out = tmp_path / "o"
+    for seed, shift in ((42, 0.0), (43, 2.0)):
+        ci = {"mae": {"value": 20.0 + shift, "low": 18.0 + shift, "high": 22.0 + shift}}
+        test = {"mae": 20.0 + shift, "rmse": 25.0, "r2": 0.5 + shift / 10}
+        _metrics(
+            out / f"seed-{seed}" / "03_resnet50",
+            {
+                "model": "resnet50",
+                "metrics": {
+                    "test": test,
+                    "intervals": ci,
+                    "mean_predictor": {"mae": 40.0},
+                    "train_seconds": 60.0 * (1 + shift),
+                },
+            },
+        )
+        twin = {"label": "AE-BoNet [random_init]", "test": {"mae": 30.0, "rmse": 35.0, "r2": 0.1}}
+        if seed == 42:  # the twin only in one seed: n counts the seeds that scored it
+            extra = {"random_init": twin}
+        else:
+            extra = {}
+        _metrics(
+            out / f"seed-{seed}" / "06_ae_bonet",
+            {
+                "metrics": {
+                    "models": {"ae_bonet": {"label": "AE-BoNet", "test": test}, **extra},
+                    "mean_predictor": {"mae": 50.0},
+                }
+            },
+        )
+        _metrics(out / f"seed-{seed}" / "05_autoencoder_pretraining", {"metrics": {"stages": []}})
+    every = seeds_report.models(
+        out, [42, 43], ["03_resnet50", "05_autoencoder_pretraining", "06_ae_bonet"]
+    )
+    assert list(every["model"]) == ["GELU ResNet-50", "AE-BoNet", "AE-BoNet [random_init]"]
+    r = every.iloc[0]
+    assert r["seed 42"] == "20.00 (18.00-22.00)" and r["seed 43"] == "22.00 (20.00-24.00)"
+    assert r["n"] == 2 and r["mae_mean"] == pytest.approx(21.0)
+    assert r["mae_sd"] == pytest.approx(2**0.5) and r["r2_mean"] == pytest.approx(0.6)
+    assert r["ratio_mean"] == pytest.approx(21.0 / 40.0) and r[
+        "train_minutes_mean"
+    ] == pytest.approx(2.0)
+    assert every.iloc[1]["ratio_mean"] == pytest.approx(21.0 / 50.0)
+    assert pd.isna(every.iloc[1]["train_minutes_mean"])  # none stored: unknown, not 0
+    twin_row = every.iloc[2]
+    assert twin_row["n"] == 1 and twin_row["seed 43"] == "-" and pd.isna(twin_row["mae_sd"])
+    # The command writes both tables again from the folders, without training anything.
+    assert seeds_report.main([str(out), "--seeds", "42,43"]) == 0
+    text = (out / "seeds_summary.md").read_text()
+    assert "| 06_ae_bonet | AE-BoNet | 20.00 | 22.00 | 21.00 ± 1.41 |" in text
+    assert (
+        "| 03_resnet50 | GELU ResNet-50 | 20.00 (18.00-22.00) | 22.00 (20.00-24.00) | 21.00 ± 1.41 | 0.525 ± 0.035 |"
+        in text
+    )
+    assert pd.read_csv(out / "seeds_models.csv")["n"].tolist() == [2, 2, 1]
+    assert seeds_report.main([str(out), "--seeds", "42,44"]) == 2  # no folder for 44

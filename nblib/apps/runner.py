@@ -291,10 +291,11 @@ def _run_seeds(profile, out_dir, params, selected, force, overrides, seeds) -> i
             return 3
         if code:
             return code
-    df = seeds_report.table(out_dir, seeds, [p.stem for p in selected])
-    path = seeds_report.write(out_dir, df)
+    stems = [p.stem for p in selected]
+    df = seeds_report.table(out_dir, seeds, stems)
+    path = seeds_report.write(out_dir, df, seeds_report.models(out_dir, seeds, stems))
     print(f"[run_all] across seeds {', '.join(map(str, seeds))} (also in {path}):", flush=True)
-    print(seeds_report.markdown(df), flush=True)
+    print(path.read_text(), flush=True)
     return 0
 
 
