@@ -152,3 +152,15 @@ def test_every_model_across_seeds_with_its_mean_and_sd(tmp_path):
     )
     assert pd.read_csv(out / "seeds_models.csv")["n"].tolist() == [2, 2, 1]
     assert seeds_report.main([str(out), "--seeds", "42,44"]) == 2  # no folder for 44
+
+
+def test_a_small_headline_keeps_its_significant_digits(tmp_path):
+    out = tmp_path / "o"
+    for seed, mse in ((42, 0.002252), (43, 0.0)):
+        stage = {"stage": 5, "val_loss": mse, "psnr": 27.2}
+        _metrics(
+            out / f"seed-{seed}" / "05_autoencoder_pretraining", {"metrics": {"stages": [stage]}}
+        )
+    df = seeds_report.table(out, [42, 43], ["05_autoencoder_pretraining"])
+    assert df.iloc[0]["seed 42"] == "0.00225" and df.iloc[0]["seed 43"] == "0.00000"
+    assert "| 0.00113 | 0.00159 | 0.00000 | 0.00225 |" in seeds_report.markdown(df)

@@ -46,13 +46,22 @@ def table(out_dir: Path | str, seeds: list[int], stems: list[str]) -> pd.DataFra
             continue
         metric = next(h["metric"] for h in heads.values() if h.get("value") is not None)
         row = {"notebook": stem, "metric": metric}
+        digits = _digits(values.values())
         for s, h in heads.items():
             v = h.get("value")
-            row[f"seed {s}"] = statistics.fmt(v, h.get("low"), h.get("high"), 2) if v else "-"
+            cell = statistics.fmt(v, h.get("low"), h.get("high"), digits) if v is not None else "-"
+            row[f"seed {s}"] = cell
         spread = statistics.across_seeds(list(values.values()))
         row.update({k: spread[k] for k in ("n", "mean", "sd", "min", "max")})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _digits(values) -> int:
+    """Decimals that show the smallest non-zero value to three significant digits, at least two
+    (a reconstruction MSE of 0.00225 must not read "0.00")."""
+    small = min((abs(v) for v in values if v), default=1.0)
+    return max(2, 2 - math.floor(math.log10(small))) if small < 1 else 2
 
 
 def _scored(folder: Path) -> list[dict]:
@@ -195,9 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 def markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return "No headline result in any seed's folder.\n"
-    shown = df.copy()
-    for c in ("mean", "sd", "min", "max"):
-        shown[c] = shown[c].map(lambda v: statistics.fmt(v, digits=2))
+    shown = df.copy().astype({c: object for c in ("mean", "sd", "min", "max")})
+    for i, r in df.iterrows():
+        digits = _digits([r["min"], r["max"]])
+        for c in ("mean", "sd", "min", "max"):
+            shown.at[i, c] = statistics.fmt(r[c], digits=digits)
     header = "| " + " | ".join(shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
     lines = ["| " + " | ".join(str(v) for v in r) + " |" for r in shown.itertuples(index=False)]
