@@ -60,6 +60,43 @@ def test_conformal_quantile_by_hand():
     assert calibration.conformal_quantile(scores, 0.95) == float("inf")  # ceil(9.5) = 10 > 9
 
 
+def test_coverage_interval_and_verdict_by_hand():
+    # Wilson (1927) for 164 of 200 at 95%: centre (0.82 + z^2/400) / (1 + z^2/200), by hand
+    z = 1.959963984540054
+    centre = (0.82 + z * z / 400) / (1 + z * z / 200)
+    half = z * (0.82 * 0.18 / 200 + z * z / 160000) ** 0.5 / (1 + z * z / 200)
+    low, high = calibration.coverage_interval(164, 200)
+    assert low == pytest.approx(centre - half) and high == pytest.approx(centre + half)
+    assert (round(low, 3), round(high, 3)) == (0.761, 0.867)
+    assert calibration.coverage_interval(10, 10)[1] == 1.0  # never beyond 1
+    assert calibration.verdict(0.9, low, high) == "below"
+    assert calibration.verdict(0.9, 0.88, 0.93) == "holds"
+    assert calibration.verdict(0.9, 0.91, 0.97) == "above"
+    with pytest.raises(ValueError, match="hits <= n"):
+        calibration.coverage_interval(11, 10)
+
+
+def test_cross_validated_coverage_holds_where_a_shifted_test_set_falls_below():
+    rng = np.random.default_rng(7)
+    shares = []
+    for seed in range(6):  # nominal on average over datasets, each within its sampling noise
+        pred, true, male = _compressed(1500, rng)
+        cv = calibration.cross_validated(pred, true, male, level=0.9, folds=5, seed=seed)
+        assert cv["n"] == 1500 and cv["folds"] == 5 and abs(cv["coverage"] - 0.9) < 0.03
+        assert cv["coverage_low"] < cv["coverage"] < cv["coverage_high"]
+        shares.append(cv["coverage"])
+    assert np.mean(shares) == pytest.approx(0.9, abs=0.012)
+    # Test images whose errors are a third larger than validation's: the same calibration,
+    # fitted on all of validation, covers fewer of them, and the verdict says so.
+    cal = calibration.fit(pred, true, male, level=0.9)
+    tp, tt, tm = _compressed(1500, rng)
+    shifted = tt - (tp - 26 - 0.8 * tt) / 0.8 * 0.35  # each error grown by about a third
+    on_test = calibration.coverage(cal, tp, shifted, tm)
+    assert on_test["verdict"] == "below" and on_test["coverage"] < cv["coverage"] - 0.03
+    with pytest.raises(ValueError, match="at least 20 validation images"):
+        calibration.cross_validated(pred[:19], true[:19], male[:19])
+
+
 def test_one_sex_too_rare_gives_one_pooled_correction_and_the_record_round_trips():
     rng = np.random.default_rng(3)
     pred, true, _ = _compressed(400, rng)
@@ -118,6 +155,9 @@ def test_notebook_07_fits_on_validation_only_and_measures_on_test(tmp_path):
     cal = beyond.calibrate(cfg, parts, ens)
     assert cal.fit is not None and 0.8 < cal.test["coverage"] <= 1.0
     assert "of true ages inside the 90% intervals" in beyond.describe_calibration(cal)
+    cv = cal.test["validation_cv"]  # the calibration on validation folds it never saw
+    assert cv["n"] == len(parts["validation"]) and cv["verdict"] in {"holds", "below", "above"}
+    assert "measured on the one left out" in beyond.describe_calibration(cal)
     worst = cal.test["worst_band_bias"]
     assert worst["before"]["bias"] > 10 and not worst["before"]["within_limit"]
     assert abs(worst["after"]["bias"]) < abs(worst["before"]["bias"])
@@ -150,3 +190,35 @@ def test_worst_band_bias_judges_age_bands_of_enough_images_only():
     # the 10-image band and the sex row are not age bands of at least 15 images
     assert worst["before"] == {"band": young, "bias": 8.0, "within_limit": False}
     assert worst["after"] == {"band": mid, "bias": -4.0, "within_limit": True}
+
+
+def test_the_check_command_judges_a_finished_07_on_validation_folds_and_saved_intervals(
+    tmp_path, capsys
+):
+    from nblib.core import results
+
+    rng = np.random.default_rng(11)
+    pred, true, male = _compressed(400, rng)
+    results.write_json(tmp_path / "config.json", {"seed": 3, "interval_level": 0.8})
+    val = pd.DataFrame({"id": range(400), "true": true, "predicted": pred, "male": male})
+    results.write_csv(tmp_path / "validation_predictions.csv", val)
+    # Ten test rows, saved intervals that hold exactly 7 of them, and a training row ignored.
+    t = np.arange(11, dtype=float) * 10 + 50
+    low = np.where(np.arange(11) < 7, t - 5, t + 1)
+    split = ["test"] * 10 + ["train"]
+    saved = pd.DataFrame(
+        {"true": t, "interval_low": low, "interval_high": low + 10, "split": split}
+    )
+    results.write_csv(tmp_path / "predictions.csv", saved)
+    out = calibration.check(tmp_path)
+    assert out["test"]["coverage"] == pytest.approx(0.7) and out["test"]["n"] == 10
+    assert out["test"]["median_width"] == pytest.approx(10.0)
+    lo, hi = calibration.coverage_interval(7, 10)
+    assert (out["test"]["coverage_low"], out["test"]["coverage_high"]) == (lo, hi)
+    expect = calibration.cross_validated(pred, true, male, level=0.8, seed=3)
+    assert out["validation_cv"] == expect  # the run's level and seed
+    assert calibration.main([str(tmp_path)]) == 0
+    said = capsys.readouterr().out
+    assert "test, the saved intervals: 70.0%" in said and "of 10 inside the 80% intervals" in said
+    assert calibration.main([str(tmp_path / "missing")]) == 2
+    assert "config.json" in capsys.readouterr().err

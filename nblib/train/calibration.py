@@ -15,14 +15,25 @@ estimated as a function of the corrected age (piecewise linear between age-bin c
 half of the validation set, and the conformal quantile of the residuals divided by it on the
 other half. With exchangeable images, a new image's interval ``c +- q * s(c)`` covers its true
 age with probability at least ``level`` (a marginal guarantee, not one per child).
+
+**Checking it.** Every coverage comes with its 95% Wilson interval and a verdict against the
+nominal level. :func:`cross_validated` measures the same calibration on validation folds it did
+not see, which tells a shift between validation and test images apart from a failing method:
+``python -m nblib.train.calibration RUN/07_beyond`` prints both for a finished notebook 07.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
+import sys
+from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
+
+from nblib.core import results, runfiles
 
 MIN_PER_SEX = 30  # fewer validation images of a sex than this: one correction for both
 BINS = 5  # age bins of the difficulty estimate
@@ -142,15 +153,116 @@ def fit(pred, true, male, level: float = 0.9, seed: int = 0) -> Calibration:
     return dataclasses.replace(scaled, q=q)
 
 
+def coverage_interval(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a coverage of ``hits`` out of ``n`` (Wilson 1927): the share's
+    sampling uncertainty, sound near 0 and 1 where the normal approximation is not."""
+    if n <= 0 or not 0 <= hits <= n:
+        raise ValueError(f"need 0 <= hits <= n and n > 0, got {hits} of {n}")
+    z = float(NormalDist().inv_cdf(0.5 + confidence / 2))
+    share = hits / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def verdict(level: float, low: float, high: float) -> str:
+    """ "holds" where the nominal level lies in the coverage's interval, else "below" or
+    "above" it: a coverage is judged by its interval, not by its point value."""
+    return "holds" if low <= level <= high else ("below" if high < level else "above")
+
+
+def _judged(inside: np.ndarray, widths: np.ndarray, level: float) -> dict:
+    hits, n = int(inside.sum()), int(len(inside))
+    low, high = coverage_interval(hits, n)
+    return {
+        "level": level,
+        "coverage": hits / n,
+        "coverage_low": low,
+        "coverage_high": high,
+        "verdict": verdict(level, low, high),
+        "median_width": float(np.median(widths)),
+        "n": n,
+    }
+
+
 def coverage(cal: Calibration, pred, true, male) -> dict:
-    """On data the calibration never saw: the share of true ages inside the intervals, and the
-    intervals' median width (months)."""
+    """On data the calibration never saw: the share of true ages inside the intervals with its
+    95% Wilson interval and the verdict against the nominal level, and the intervals' median
+    width (months)."""
     corrected = cal.correct(pred, male)
     low, high = cal.interval(corrected)
     true = np.asarray(true, np.float64)
-    return {
-        "level": cal.level,
-        "coverage": float(np.mean((true >= low) & (true <= high))),
-        "median_width": float(np.median(high - low)),
-        "n": int(len(true)),
-    }
+    return _judged((true >= low) & (true <= high), high - low, cal.level)
+
+
+def cross_validated(pred, true, male, level: float = 0.9, folds: int = 5, seed: int = 0) -> dict:
+    """The whole calibration (correction, difficulty, quantile) fitted ``folds`` times on all
+    validation images but one fold and measured on that fold: the coverage it reaches on images
+    exchangeable with its own, to hold against a test set's. A test coverage below a validation
+    coverage that holds says that the test images or their labels differ from validation's,
+    not that the method fails."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    male = np.asarray(male, bool)
+    if folds < 2 or len(pred) < 4 * folds:
+        raise ValueError(f"need at least {4 * folds} validation images for {folds} folds")
+    inside, widths = np.zeros(len(pred), bool), np.zeros(len(pred))
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(pred)), folds)
+    for k, held in enumerate(parts):
+        rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        cal = fit(pred[rest], true[rest], male[rest], level=level, seed=seed)
+        low, high = cal.interval(cal.correct(pred[held], male[held]))
+        inside[held] = (true[held] >= low) & (true[held] <= high)
+        widths[held] = high - low
+    return {**_judged(inside, widths, level), "folds": folds}
+
+
+def check(folder: Path | str, folds: int = 5) -> dict:
+    """A finished notebook 07's intervals judged twice: on validation folds the calibration did
+    not see (refitted per fold, its run's seed and level) and on the test images with the
+    intervals it saved. ``{"validation_cv": ..., "test": ...}``."""
+    folder = Path(folder)
+    cfg = results.read_json(folder / runfiles.CONFIG)
+    val = results.read_csv(folder / runfiles.VALIDATION_PREDICTIONS)
+    test = results.read_csv(folder / runfiles.PREDICTIONS)
+    test = test[test["split"] == "test"] if "split" in test.columns else test
+    level, seed = float(cfg["interval_level"]), int(cfg["seed"])
+    male = val["male"].astype(bool).to_numpy()
+    cv = cross_validated(val["predicted"], val["true"], male, level, folds=folds, seed=seed)
+    true = test["true"].to_numpy(float)
+    low, high = test["interval_low"].to_numpy(float), test["interval_high"].to_numpy(float)
+    return {"validation_cv": cv, "test": _judged((true >= low) & (true <= high), high - low, level)}
+
+
+def _line_of(name: str, c: dict) -> str:
+    return (
+        f"{name}: {c['coverage']:.1%} ({c['coverage_low']:.1%}-{c['coverage_high']:.1%}) of "
+        f"{c['n']} inside the {c['level']:.0%} intervals, {c['verdict']}; median width "
+        f"{c['median_width']:.1f} months"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nblib.train.calibration",
+        description="judge a finished notebook 07's prediction intervals on validation folds "
+        "and on its test images, each coverage with its 95%% Wilson interval",
+    )
+    parser.add_argument("folder", help="a run's 07_beyond folder")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        out = check(args.folder, args.folds)
+    except (OSError, KeyError, ValueError) as e:
+        print(f"error: {args.folder}: {e}", file=sys.stderr)
+        return 2
+    print(
+        _line_of(
+            f"validation, {args.folds}-fold (refitted without each fold)", out["validation_cv"]
+        )
+    )
+    print(_line_of("test, the saved intervals", out["test"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
