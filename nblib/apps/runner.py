@@ -497,23 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(args.profile, args.data, args.out, args.only, args.force, overrides, seeds)
 
 
-def parse_seeds(text: str | None) -> list[int] | None:
-    """``"42,43,44"`` -> ``[42, 43, 44]``; None when not given. Duplicates and non-integers are
-    refused, naming the value."""
-    if text is None:
-        return None
-    seeds = []
-    for part in text.split(","):
-        try:
-            seed = int(part.strip())
-        except ValueError:
-            raise ValueError(f"{part.strip()!r} is not an integer seed") from None
-        if not 0 <= seed <= config.MAX_SEED:
-            raise ValueError(f"{seed} is outside 0-{config.MAX_SEED}")
-        if seed in seeds:
-            raise ValueError(f"{seed} is given twice")
-        seeds.append(seed)
-    return seeds
+parse_seeds = seeds_report.parse_seeds  # one parser for run_all.sh and the seeds table
 
 
 if __name__ == "__main__":

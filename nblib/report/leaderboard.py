@@ -34,7 +34,9 @@ COLUMNS = [
 ]
 
 
-def _row(stem: str, model: str, test: dict, ci: dict | None, seconds, source: str) -> dict:
+def row(stem: str, model: str, test: dict, ci: dict | None, seconds, source: str) -> dict:
+    """One model's test MAE, RMSE and R² with their interval bounds (``mae_low``, ...), where the
+    run stored them, and its training minutes."""
     row = {"notebook": stem, "model": model, "source": source}
     ci = ci if isinstance(ci, dict) else {}
     row["n"] = ci.get("n")
@@ -51,15 +53,15 @@ def _paper1(stem: str, doc: dict) -> list[dict]:
     m = doc["metrics"]
     where = f"{stem}/{runfiles.METRICS}"
     label = LABELS.get(doc.get("model"), doc.get("model", stem))
-    rows = [_row(stem, label, m["test"], m.get("intervals"), m.get("train_seconds"), where)]
+    rows = [row(stem, label, m["test"], m.get("intervals"), m.get("train_seconds"), where)]
     corrected = (m.get("calibration") or {}).get("corrected")
     if corrected:  # 07's ensemble after its bias correction (fitted on validation)
         ci = m["calibration"].get("corrected_intervals")
-        rows.append(_row(stem, f"{label}, bias-corrected", corrected, ci, None, where))
+        rows.append(row(stem, f"{label}, bias-corrected", corrected, ci, None, where))
     for key, rung in (m.get("rungs") or {}).items():
         test, ci = rung.get("test_tta") or rung["test"], rung.get("intervals_tta")
         ci = ci or rung.get("intervals")
-        rows.append(_row(stem, f"07 {key}", test, ci, rung.get("train_seconds"), where))
+        rows.append(row(stem, f"07 {key}", test, ci, rung.get("train_seconds"), where))
     return rows
 
 
@@ -74,7 +76,7 @@ def _paper2(stem: str, doc: dict) -> list[dict]:
         where = f"{stem}/{runfiles.METRICS}"
         label = model.get("label", key)
         seconds = model.get("train_seconds")
-        rows.append(_row(stem, label, part["test"], part.get("intervals"), seconds, where))
+        rows.append(row(stem, label, part["test"], part.get("intervals"), seconds, where))
     return rows
 
 

@@ -21,13 +21,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from nblib.core import results, runfiles
+from nblib.core import config, results, runfiles
 from nblib.report import leaderboard, summary
 from nblib.train import statistics
 
 SUMMARY = "seeds_summary"  # <out>/seeds_summary.csv and .md
 MODELS = "seeds_models"  # <out>/seeds_models.csv: every model's row across seeds
 SPREAD = ("mae", "rmse", "r2", "ratio", "train_minutes")  # what :func:`models` gives across seeds
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """``"42,43,44"`` -> ``[42, 43, 44]``; None when not given. Duplicates and non-integers are
+    refused, naming the value."""
+    if text is None:
+        return None
+    seeds = []
+    for part in text.split(","):
+        try:
+            seed = int(part.strip())
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not an integer seed") from None
+        if not 0 <= seed <= config.MAX_SEED:
+            raise ValueError(f"{seed} is outside 0-{config.MAX_SEED}")
+        if seed in seeds:
+            raise ValueError(f"{seed} is given twice")
+        seeds.append(seed)
+    return seeds
 
 
 def seed_dir(out_dir: Path | str, seed: int) -> Path:
@@ -66,8 +85,9 @@ def _digits(values) -> int:
 
 def _scored(folder: Path) -> list[dict]:
     """Every model in ``folder/metrics.json`` with a test score on the notebook's own test set:
-    the notebook's model (03, 04; 07's ensemble) or each of its models (06). Each as
-    ``{"model", "mae", "rmse", "r2", "low", "high", "ratio", "train_minutes"}``; ``[]`` where the
+    the notebook's model (03, 04; 07's ensemble) or each of its models (06). Each a
+    :func:`leaderboard.row` (MAE, RMSE, R² with their bounds, training minutes) with the ratio to
+    the mean predictor; ``[]`` where the
     notebook scores nothing on a test set (01, 02, 05) or wrote no file."""
     path = folder / runfiles.METRICS
     if not path.is_file():
@@ -82,21 +102,13 @@ def _scored(folder: Path) -> list[dict]:
         found = [(m.get("label", k), m) for k, m in metrics["models"].items()]
     else:
         return []
+    where = f"{folder.name}/{runfiles.METRICS}"
     rows = []
     for label, m in found:
-        test, ci = m["test"], m.get("intervals") or {}
-        mae_ci = ci.get("mae") if isinstance(ci.get("mae"), dict) else {}
-        seconds = m.get("train_seconds")
-        rows.append(
-            {
-                "model": label,
-                **{k: test.get(k) for k in ("mae", "rmse", "r2")},
-                "low": mae_ci.get("low"),
-                "high": mae_ci.get("high"),
-                "ratio": test["mae"] / mean if mean else None,
-                "train_minutes": seconds / 60 if isinstance(seconds, (int, float)) else None,
-            }
+        row = leaderboard.row(
+            folder.name, label, m["test"], m.get("intervals"), m.get("train_seconds"), where
         )
+        rows.append({**row, "ratio": row["mae"] / mean if mean else None})
     return rows
 
 
@@ -120,7 +132,9 @@ def models(out_dir: Path | str, seeds: list[int], stems: list[str]) -> pd.DataFr
         row = {"notebook": stem, "model": model}
         for s in seeds:
             r = by_seed.get(s)
-            row[f"seed {s}"] = statistics.fmt(r["mae"], r["low"], r["high"], 2) if r else "-"
+            row[f"seed {s}"] = (
+                statistics.fmt(r["mae"], r["mae_low"], r["mae_high"], 2) if r else "-"
+            )
         row["n"] = len(by_seed)
         for column in SPREAD:
             values = [r[column] for r in by_seed.values() if r.get(column) is not None]
@@ -181,12 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", required=True, help="comma-separated seeds, e.g. 42,43,44")
     args = parser.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        print(
-            f"error: --seeds: {args.seeds!r} is not a comma-separated list of integers",
-            file=sys.stderr,
-        )
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        print(f"error: --seeds: {e}", file=sys.stderr)
         return 2
     missing = [s for s in seeds if not seed_dir(args.out, s).is_dir()]
     if missing:
