@@ -76,11 +76,11 @@ def test_a_killed_seed_resumes_and_finished_seeds_are_skipped(tmp_path, monkeypa
 
 
 def test_seeds_are_parsed_and_refused_by_value():
-    assert runner.parse_seeds("42, 43,44") == [42, 43, 44]
-    assert runner.parse_seeds(None) is None
+    assert seeds_report.parse_seeds("42, 43,44") == [42, 43, 44]
+    assert seeds_report.parse_seeds(None) is None
     for bad, says in (("42,x", "'x' is not an integer"), ("1,1", "1 is given twice")):
         with pytest.raises(ValueError, match=says):
-            runner.parse_seeds(bad)
+            seeds_report.parse_seeds(bad)
     assert runner.main(["--profile", "smoke", "--seeds", "4,four"]) == 2
 
 

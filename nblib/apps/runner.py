@@ -490,14 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     overrides = parse_overrides(args.set)
     try:
-        seeds = parse_seeds(args.seeds)
+        seeds = seeds_report.parse_seeds(args.seeds)
     except ValueError as e:
         print(f"error: --seeds: {e}", file=sys.stderr)
         return 2
     return run(args.profile, args.data, args.out, args.only, args.force, overrides, seeds)
-
-
-parse_seeds = seeds_report.parse_seeds  # one parser for run_all.sh and the seeds table
 
 
 if __name__ == "__main__":

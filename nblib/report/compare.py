@@ -17,13 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nblib.core import results, runfiles
-from nblib.train import statistics
+from nblib.train import calibration, statistics
 
-SPLITS = (  # (split, the file it is read from, what it may decide)
-    ("validation", runfiles.VALIDATION_PREDICTIONS, "the choice"),
-    ("test", runfiles.PREDICTIONS, "read after the choice"),
-)
+ROLES = {"validation": "the choice", "test": "read after the choice"}  # what each split may do
 
 
 COLUMNS = ("predicted", "corrected")  # the model's own answer, or after the bias correction
@@ -31,11 +27,8 @@ COLUMNS = ("predicted", "corrected")  # the model's own answer, or after the bia
 
 def split_frame(folder: Path | str, split: str) -> pd.DataFrame:
     """One split's ``true`` and prediction columns of a finished 07 folder, indexed by id."""
-    name = dict((s, f) for s, f, _ in SPLITS)[split]
-    path = Path(folder) / name
-    df = results.read_csv(path)
-    if "split" in df.columns:
-        df = df[df["split"] == split]
+    path = Path(folder) / calibration.SAVED[split]
+    df = calibration.saved_predictions(folder, split)
     missing = [c for c in ("id", "true") if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: no column {', '.join(missing)}")
@@ -71,7 +64,8 @@ def compare(
     if column not in COLUMNS:
         raise ValueError(f"column must be one of {', '.join(COLUMNS)}, got {column!r}")
     rows = []
-    for split, name, role in SPLITS:
+    for split, role in ROLES.items():
+        name = calibration.SAVED[split]
         a, b = split_frame(first, split), split_frame(second, split)
         for folder, df in ((first, a), (second, b)):
             if column not in df.columns:
@@ -89,6 +83,7 @@ def compare(
                 "low": r["low"],
                 "high": r["high"],
                 "verdict": r["verdict"],
+                "n_resamples": r["n_resamples"],
             }
         )
     return pd.DataFrame(rows)
@@ -106,7 +101,8 @@ def markdown(df: pd.DataFrame, first: str, second: str) -> str:
     ]
     note = (
         f"\nfirst: {first}\nsecond: {second}\nMAE in months; the difference is a paired "
-        "bootstrap over the same images (2,000 resamples). Choose on validation only.\n"
+        f"bootstrap over the same images ({df['n_resamples'].iloc[0]:,} resamples). "
+        "Choose on validation only.\n"
     )
     return "\n".join([header, *lines]) + "\n" + note
 

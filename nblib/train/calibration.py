@@ -30,10 +30,14 @@ import math
 import sys
 from pathlib import Path
 from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nblib.core import results, runfiles
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_PER_SEX = 30  # fewer validation images of a sex than this: one correction for both
 BINS = 5  # age bins of the difficulty estimate
@@ -216,15 +220,23 @@ def cross_validated(pred, true, male, level: float = 0.9, folds: int = 5, seed: 
     return {**_judged(inside, widths, level), "folds": folds}
 
 
+SAVED = {"validation": runfiles.VALIDATION_PREDICTIONS, "test": runfiles.PREDICTIONS}
+
+
+def saved_predictions(folder: Path | str, split: str) -> pd.DataFrame:
+    """A finished notebook 07's saved predictions of one split (``validation`` or ``test``):
+    ``id, true, predicted, male, corrected`` and, on test, the intervals."""
+    df = results.read_csv(Path(folder) / SAVED[split])
+    return df[df["split"] == split] if "split" in df.columns else df
+
+
 def check(folder: Path | str, folds: int = 5) -> dict:
     """A finished notebook 07's intervals judged twice: on validation folds the calibration did
     not see (refitted per fold, its run's seed and level) and on the test images with the
     intervals it saved. ``{"validation_cv": ..., "test": ...}``."""
     folder = Path(folder)
     cfg = results.read_json(folder / runfiles.CONFIG)
-    val = results.read_csv(folder / runfiles.VALIDATION_PREDICTIONS)
-    test = results.read_csv(folder / runfiles.PREDICTIONS)
-    test = test[test["split"] == "test"] if "split" in test.columns else test
+    val, test = saved_predictions(folder, "validation"), saved_predictions(folder, "test")
     level, seed = float(cfg["interval_level"]), int(cfg["seed"])
     male = val["male"].astype(bool).to_numpy()
     cv = cross_validated(val["predicted"], val["true"], male, level, folds=folds, seed=seed)
